@@ -1,0 +1,135 @@
+"""
+Benchmark 3: the preference page (a valid signed link for a customer of the benchmark
+database) served by gunicorn with DEBUG off, against the trivial view /healthz on the same
+server in the same run, each under `wrk -t2 -c8 -d15s --latency`. Also the number of SQL
+queries one page view makes (Django's test client with CaptureQueriesContext).
+
+    .venv/bin/python -m bench.bench_web          # needs bench.generate to have run
+
+Target: the page at >= 40% of the trivial view's rate, its p99 under 50 ms at 8 connections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+
+from bench import common, processes
+
+UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+def milliseconds(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
+    return float(number) * UNITS[unit]
+
+
+def wrk(url: str, *, seconds: int, connections: int) -> dict:
+    binary = processes.ensure_tool("wrk", "wrk")
+    output = subprocess.run(
+        [binary, "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    p50 = milliseconds(re.search(r"^\s+50%\s+(\S+)", output, re.M).group(1))
+    p99 = milliseconds(re.search(r"^\s+99%\s+(\S+)", output, re.M).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = re.search(r"Socket errors: (.*)", output)
+    return {
+        "rate": rate,
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "non_2xx": int(errors.group(1)) if errors else 0,
+        "socket_errors": socket_errors.group(1) if socket_errors else "",
+    }
+
+
+def page_queries(path: str) -> tuple[int, list[str]]:
+    from django.conf import settings
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    settings.ALLOWED_HOSTS.append("testserver")
+    client = Client()
+    client.get(path)  # a first view warms caches (ContentType, the policy version) as a server would be
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(path)
+    assert response.status_code == 200, response.status_code
+    assert b"newsletter" in response.content.lower() or b"Newsletter" in response.content
+    return len(queries.captured_queries), [q["sql"][:160] for q in queries.captured_queries]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_GUNICORN_WORKERS", "4")))
+    args = parser.parse_args()
+    port = processes.free_port()
+    site = f"http://127.0.0.1:{port}"
+    os.environ["SITE_URL"] = site
+    common.setup_django()
+    from consents.tokens import preference_url
+    from customers.models import Customer
+
+    customer = Customer.objects.filter(email="customer500000@bench.example").first() or Customer.objects.last()
+    page = preference_url(customer)
+    path = page.removeprefix(site)
+    count, sql = page_queries(path)
+    print(f"Machine: {common.machine()}; load average: {common.load()}")
+    print(f"Customers: {Customer.objects.count():,}; one preference page view makes {count} SQL queries:")
+    for line in sql:
+        print(f"    {line}")
+
+    env = {**common.bench_environment(), "SITE_URL": site}
+    log = processes.VAR / "gunicorn.log"
+    processes.VAR.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        server = subprocess.Popen(
+            [
+                str(common.ROOT / ".venv" / "bin" / "gunicorn"),
+                *("config.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(args.workers), "--log-level", "warning"),
+            ],
+            cwd=common.ROOT,
+            env={**env, "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.DEVNULL,
+            stderr=out,
+            start_new_session=True,
+        )
+    try:
+        processes.wait_for_port(port)
+        # Warm every worker (imports, database connection) before measuring.
+        wrk(f"{site}/healthz", seconds=2, connections=args.connections)
+        wrk(page, seconds=2, connections=args.connections)
+        results = {}
+        for name, url in [("healthz", f"{site}/healthz"), ("preference page", page)]:
+            load = common.load()
+            results[name] = wrk(url, seconds=args.seconds, connections=args.connections)
+            results[name]["load"] = load
+            r = results[name]
+            print(
+                f"  {name:16s} {r['rate']:8,.0f} req/s  p50 {r['p50_ms']:6.2f} ms  p99 {r['p99_ms']:6.2f} ms"
+                f"  non-2xx {r['non_2xx']}  (load before {load})"
+            )
+    finally:
+        processes.stop(server)
+    page_r, trivial = results["preference page"], results["healthz"]
+    ratio = page_r["rate"] / trivial["rate"]
+    print(
+        f"\nPreference page under wrk -t2 -c{args.connections} -d{args.seconds}s, gunicorn with {args.workers} "
+        f"sync workers, DEBUG off:\n  ratio to /healthz {ratio * 100:.0f}% (target >= 40%) "
+        f"{'OK' if ratio >= 0.4 else 'MISSED'}; p99 {page_r['p99_ms']:.1f} ms (target < 50 ms) "
+        f"{'OK' if page_r['p99_ms'] < 50 else 'MISSED'}; {count} SQL queries per view"
+    )
+    if page_r["non_2xx"] or trivial["non_2xx"]:
+        raise SystemExit("some responses were not 2xx: the figures do not measure the page")
+    common.record("web", {"healthz": trivial, "page": page_r, "ratio": ratio, "queries": count})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,334 @@
+"""
+The one settings file. Every deployment knob is an environment variable (see
+.env.example); with none set, the project runs on embedded defaults: SQLite and a
+file-system Celery broker under var/, email printed to the console, so a fresh
+checkout works with nothing but Python.
+"""
+
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+VAR_DIR.mkdir(exist_ok=True)
+
+env = environ.Env()
+# A local .env file is a convenience for development; the real environment wins.
+if (BASE_DIR / ".env").is_file():
+    env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=True)
+
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set: with DEBUG off the site will not start without a secret key "
+            "(set SECRET_KEY in the environment, see .env.example)."
+        )
+    # Development only: a key that is obviously not for production.
+    SECRET_KEY = "django-insecure-development-key-do-not-use-in-production"  # noqa: S105
+
+SITE_URL = env.str("SITE_URL", default="http://localhost:8000").rstrip("/")
+SITE_IS_HTTPS = SITE_URL.startswith("https://")
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_celery_beat",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "axes",
+    "csp",
+    "auditlog",
+    "django_countries",
+    "phonenumber_field",
+    "customers.apps.CustomersConfig",
+    "consents.apps.ConsentsConfig",
+    "marketing.apps.MarketingConfig",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "auditlog.middleware.AuditlogMiddleware",
+    # Last, as django-axes requires: it turns a locked-out sign-in into its lockout response.
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    # First: refuses sign-in while an account or address is locked out.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+ROOT_URLCONF = "config.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "config.context_processors.site",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+# Database: SQLite under var/ unless DATABASE_URL names another (PostgreSQL in production).
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web, worker and beat share the file: wait for locks instead of failing at once, and
+    # let readers run beside the writer.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 30,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+CACHES = {"default": env.cache_url("CACHE_URL", default=f"filecache://{VAR_DIR / 'cache'}")}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en"
+LANGUAGES = [
+    ("en", "English"),
+    ("de", "German"),
+    ("fr", "French"),
+    ("es", "Spanish"),
+    ("it", "Italian"),
+    ("nl", "Dutch"),
+    ("pt", "Portuguese"),
+    ("pl", "Polish"),
+    ("sv", "Swedish"),
+    ("ja", "Japanese"),
+    ("zh-hans", "Chinese (Simplified)"),
+]
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# In development WhiteNoise serves straight from the apps; production serves collectstatic output.
+WHITENOISE_USE_FINDERS = DEBUG
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+
+# Email: printed to the console unless EMAIL_URL names an SMTP relay
+# (smtp+tls://user:password@smtp.example.com:587).
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+if EMAIL_CONFIG["EMAIL_BACKEND"] == "django.core.mail.backends.console.EmailBackend":
+    # Printed mail is a log like any other: addresses are masked.
+    EMAIL_CONFIG["EMAIL_BACKEND"] = "config.mail.MaskedConsoleBackend"
+vars().update(EMAIL_CONFIG)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Example Software <news@example.com>")
+SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
+COMPANY_NAME = env.str("COMPANY_NAME", default="Example Software Ltd")
+COMPANY_POSTAL_ADDRESS = env.str(
+    "COMPANY_POSTAL_ADDRESS", default="Example Software Ltd, 1 Example Street, London EC1A 1AA, United Kingdom"
+)
+
+# Security. Production (an https SITE_URL) gets secure cookies, HSTS and an https redirect
+# by default; each can still be set on its own.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_HTTPS_PROXY", default=False) else None
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=SITE_IS_HTTPS and not DEBUG)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=SITE_IS_HTTPS)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=SITE_IS_HTTPS)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if SITE_IS_HTTPS and not DEBUG else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=SITE_IS_HTTPS)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=SITE_IS_HTTPS)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+
+# Celery. With no CELERY_BROKER_URL the broker is kombu's file-system transport under var/,
+# which needs no server and works with the worker and beat as separate processes.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    _broker_dir = VAR_DIR / "broker"
+    for _sub in ("queue", "processed", "control"):
+        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
+        "store_processed": False,
+    }
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# The project's own queue, so two projects sharing a Redis never take each other's tasks.
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="consentdesk")
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = False
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=600)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=660)
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Use the LOGGING below (with its address masking) in workers too.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    # Personal data stays out of logs: addresses are masked before any handler sees them.
+    "filters": {"mask_email": {"()": "config.logging.MaskEmailFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["mask_email"]}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # The development server's request log (query strings may carry an address).
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
+}
+
+# Product settings.
+MONEY_BACK_DAYS = env.int("MONEY_BACK_DAYS", default=30)
+PREFERENCE_LINK_MAX_AGE = timedelta(days=env.int("PREFERENCE_LINK_MAX_AGE_DAYS", default=7))
+RETENTION_IP_DAYS = env.int("RETENTION_IP_DAYS", default=180)
+
+# --- consents: preference centre ---------------------------------------------------------
+# "Email me my link" is limited per client IP address and per address asked for, in a fixed
+# window; past either limit the answer is HTTP 429. Counters live in the cache (CACHE_URL:
+# use Redis in production so every web process shares them).
+PREFERENCE_LINK_LIMIT_PER_IP = env.int("PREFERENCE_LINK_LIMIT_PER_IP", default=10)
+PREFERENCE_LINK_LIMIT_PER_EMAIL = env.int("PREFERENCE_LINK_LIMIT_PER_EMAIL", default=3)
+PREFERENCE_LINK_LIMIT_WINDOW = timedelta(minutes=env.int("PREFERENCE_LINK_LIMIT_WINDOW_MINUTES", default=60))
+
+# --- marketing: campaigns and sending ------------------------------------------------------
+# Deliveries per batch task. Each batch holds its rows and their customers in memory while it
+# sends: 500 rows is well under 1 MB of memory, and one SMTP connection per batch.
+MARKETING_BATCH_SIZE = env.int("MARKETING_BATCH_SIZE", default=500)
+# Rows a batch claims at a time: pause, cancel and a withdrawal take effect at the next claim.
+MARKETING_CLAIM_SIZE = env.int("MARKETING_CLAIM_SIZE", default=50)
+# Messages per second across all workers (0 = unlimited). Enforced through Redis when the
+# broker is Redis; with the file-system broker, per process (logged at start).
+MARKETING_SEND_RATE = env.float("MARKETING_SEND_RATE", default=0)
+MARKETING_RATE_LIMIT_REDIS_URL = env.str(
+    "MARKETING_RATE_LIMIT_REDIS_URL",
+    default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else "",
+)
+# Transient SMTP errors (4xx, lost connection): retried with exponential backoff up to a maximum.
+MARKETING_MAX_ATTEMPTS = env.int("MARKETING_MAX_ATTEMPTS", default=5)
+MARKETING_RETRY_BASE_SECONDS = env.int("MARKETING_RETRY_BASE_SECONDS", default=60)
+# A row still "sending" this long after its claim belonged to a worker that died: it becomes
+# "unknown" and is never sent again. Must exceed CELERY_TASK_TIME_LIMIT.
+MARKETING_SENDING_TIMEOUT = timedelta(
+    seconds=env.int("MARKETING_SENDING_TIMEOUT_SECONDS", default=max(1800, CELERY_TASK_TIME_LIMIT + 60))
+)
+# A sending campaign with queued rows that nobody has worked on for this long (no row in
+# flight anywhere, nothing sent) gets its batches enqueued again by the beat tick: the
+# broker lost the tasks (a Redis restarted without persistence) or a dead worker held them.
+MARKETING_STALL_TIMEOUT = timedelta(seconds=env.int("MARKETING_STALL_SECONDS", default=180))
+# Identifies the list in every message (List-Id) and the Message-ID domain.
+MARKETING_LIST_DOMAIN = env.str("MARKETING_LIST_DOMAIN", default="")
+MARKETING_REPLY_TO = env.str("MARKETING_REPLY_TO", default="")
+CELERY_BEAT_SCHEDULE["marketing-dispatch-due-campaigns"] = {
+    "task": "marketing.tasks.campaigns_tick",
+    "schedule": 60.0,
+}
+
+# --- privacy operations and staff security ---------------------------------------------------
+
+# Sign-in lockout (django-axes): after AXES_FAILURE_LIMIT failed attempts for one username
+# from one address, sign-in is refused for AXES_COOLOFF_HOURS.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(hours=env.float("AXES_COOLOFF_HOURS", default=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
+# The same client address as the consent ledger and the link-request limits record.
+AXES_CLIENT_IP_CALLABLE = "config.client_ip.client_ip"
+
+# A second factor (TOTP) for staff sign-in: on by default in production (DEBUG off),
+# off for `make run`. Enrol a device with `python manage.py enrol_totp USERNAME`.
+STAFF_REQUIRE_2FA = env.bool("STAFF_REQUIRE_2FA", default=not DEBUG)
+OTP_TOTP_ISSUER = COMPANY_NAME
+
+# Content-Security-Policy: no inline script, nothing from other sites.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],  # the admin sets a few style attributes
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+        "base-uri": ["'none'"],
+        "object-src": ["'none'"],
+    }
+}
+
+# Field-level audit of staff changes (django-auditlog); views and exports are logged by the app.
+AUDITLOG_INCLUDE_ALL_MODELS = False
+
+# Retention of log data: IP addresses and user agents older than RETENTION_IP_DAYS (above) are
+# cleared from customers and the consent ledger by a daily task, at RETENTION_RUN_HOUR (UTC
+# unless TIME_ZONE says otherwise). Each run is recorded (admin: Customers, Retention runs).
+from celery.schedules import crontab  # noqa: E402 (kept in this section)
+
+CELERY_BEAT_SCHEDULE["privacy-retention"] = {
+    "task": "customers.tasks.retention_apply",
+    "schedule": crontab(hour=env.int("RETENTION_RUN_HOUR", default=3), minute=17),
+}

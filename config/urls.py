@@ -1,0 +1,29 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+from consents.views import request_link
+
+from .views import healthz
+
+if settings.STAFF_REQUIRE_2FA:
+    # Staff sign in with a password and a TOTP code from an enrolled device.
+    from django_otp.admin import OTPAdminSite
+
+    admin.site.__class__ = OTPAdminSite
+
+admin.site.site_header = "ConsentDesk"
+admin.site.site_title = "ConsentDesk"
+admin.site.index_title = "Customers, consent and campaigns"
+
+urlpatterns = [
+    path("admin/export/", include("consents.urls_staff")),
+    path("admin/", admin.site.urls),
+    path("preferences/", include("consents.urls")),
+    # The form posts to /preferences/; answer the slash-less address too instead of an error.
+    path("preferences", request_link),
+    path("healthz", healthz, name="healthz"),
+    path("", include("marketing.urls")),
+    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+]

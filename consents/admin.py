@@ -1,0 +1,424 @@
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from customers.admin import CustomerAdmin as BaseCustomerAdmin
+from customers.admin import EstimatedCountPaginator, ReadOnlyAdmin, ReadOnlyInline
+from customers.models import CONSENT_GRANTED, CONSENT_NEVER_ASKED, CONSENT_WITHDRAWN, Customer
+from customers.validators import is_row_id
+
+from . import services
+from .admin_forms import DisclosureAdminForm, RecordConsentForm
+from .models import ConsentEvent, DataCategory, Disclosure, PolicyVersion, Purpose, Source
+from .receipts import consent_receipt
+from .selectors import consent_states
+
+# ---------------------------------------------------------------------------------------
+# The customer page: current state per purpose, the ledger, disclosures
+
+
+class ConsentEventInline(ReadOnlyInline):
+    model = ConsentEvent
+    verbose_name = "consent decision"
+    verbose_name_plural = "consent ledger (every decision, newest first; never edited)"
+    fields = [
+        "occurred_at",
+        "purpose",
+        "decision",
+        "source",
+        "method",
+        "policy_version",
+        "wording",
+        "ip_address",
+        "user_agent",
+        "staff_user",
+        "note",
+        "recorded_at",
+        "redacted_at",
+    ]
+    readonly_fields = fields
+    ordering = ["-recorded_at", "-id"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("purpose", "policy_version", "staff_user")
+
+    @admin.display(description="decision")
+    def decision(self, obj: ConsentEvent) -> str:
+        return "granted" if obj.granted else "withdrawn"
+
+
+class DisclosureInline(ReadOnlyInline):
+    model = Disclosure
+    fk_name = "customer"
+    verbose_name_plural = "disclosures to third parties"
+    fields = ["disclosed_at", "third_party", "categories", "legal_basis", "purpose", "consent_event", "reference"]
+    readonly_fields = fields
+    show_change_link = True
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("third_party", "consent_event__purpose")
+
+    @admin.display(description="data categories")
+    def categories(self, obj: Disclosure) -> str:
+        return _category_labels(obj.data_categories)
+
+
+def _category_labels(codes) -> str:
+    labels = dict(DataCategory.choices)
+    return ", ".join(labels.get(code, code) for code in codes or [])
+
+
+def consent_state_filter(purpose: Purpose) -> type[admin.SimpleListFilter]:
+    """A "consents to <purpose>" filter; built per request because staff may add purposes."""
+
+    class ConsentStateFilter(admin.SimpleListFilter):
+        title = f"consents to {purpose.name}"
+        parameter_name = f"consent_{purpose.code}"
+
+        def lookups(self, request, model_admin):
+            return [(CONSENT_GRANTED, "Yes"), (CONSENT_WITHDRAWN, "Withdrawn"), (CONSENT_NEVER_ASKED, "Never asked")]
+
+        def queryset(self, request, queryset):
+            if self.value() in (CONSENT_GRANTED, CONSENT_WITHDRAWN, CONSENT_NEVER_ASKED):
+                return queryset.with_consent_state(purpose.code, self.value())
+            return queryset
+
+    return ConsentStateFilter
+
+
+admin.site.unregister(Customer)
+
+
+@admin.register(Customer)
+class CustomerAdmin(BaseCustomerAdmin):
+    """The customers app's admin, with the customer's consent, ledger and disclosures."""
+
+    readonly_fields = [*BaseCustomerAdmin.readonly_fields, "consent_summary"]
+    fieldsets = [
+        BaseCustomerAdmin.fieldsets[0],
+        ("Consent", {"fields": ["consent_summary"]}),
+        *BaseCustomerAdmin.fieldsets[1:],
+    ]
+    inlines = [*BaseCustomerAdmin.inlines, ConsentEventInline, DisclosureInline]
+
+    def get_formset_kwargs(self, request, obj, inline, prefix):
+        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
+        if isinstance(inline, ReadOnlyInline) and "data" in kwargs:
+            # Nothing is ever saved through these inlines: post them as empty, so saving the
+            # customer neither needs their management form nor touches a ledger row.
+            data = kwargs["data"].copy()
+            data[f"{prefix}-TOTAL_FORMS"] = data[f"{prefix}-INITIAL_FORMS"] = "0"
+            kwargs["data"] = data
+        return kwargs
+
+    def get_list_filter(self, request):
+        return [*super().get_list_filter(request), *(consent_state_filter(p) for p in Purpose.objects.all())]
+
+    def get_urls(self):
+        own = [
+            path(
+                "<path:object_id>/record-consent/",
+                self.admin_site.admin_view(self.record_consent_view),
+                name="customers_customer_record_consent",
+            ),
+            path(
+                "<path:object_id>/consent-receipt/",
+                self.admin_site.admin_view(self.consent_receipt_view),
+                name="customers_customer_consent_receipt",
+            ),
+        ]
+        return own + super().get_urls()
+
+    @admin.display(description="current consent")
+    def consent_summary(self, obj: Customer):
+        if obj is None or obj.pk is None:
+            return "None: a new customer has no consent until a decision is recorded."
+        rows = format_html_join(
+            "",
+            "<tr><th>{}</th><td><strong>{}</strong></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    state.purpose.name,
+                    state.label,
+                    f"{timezone.localtime(state.decided_at):%Y-%m-%d %H:%M}" if state.event else "–",
+                    state.event.get_source_display() if state.event else "–",
+                    f"policy {state.event.policy_version.version}"
+                    if state.event and state.event.policy_version
+                    else "–",
+                )
+                for state in consent_states(customer=obj)
+            ),
+        )
+        return format_html(
+            '<table class="consent-summary"><thead><tr><th>Purpose</th><th>State</th><th>Since</th>'
+            "<th>Source</th><th>Policy</th></tr></thead><tbody>{}</tbody></table>"
+            '<p><a class="button" href="{}">Record consent on the customer\'s behalf</a> '
+            '<a class="button" href="{}">Download consent receipt (JSON)</a></p>',
+            rows,
+            reverse("admin:customers_customer_record_consent", args=[obj.pk]),
+            reverse("admin:customers_customer_consent_receipt", args=[obj.pk]),
+        )
+
+    def _customer_or_404(self, request, object_id) -> Customer:
+        if not is_row_id(object_id):
+            raise Http404("No such customer.")
+        return get_object_or_404(Customer, pk=object_id)
+
+    def record_consent_view(self, request, object_id):
+        customer = self._customer_or_404(request, object_id)
+        if not (self.has_view_permission(request, customer) and request.user.has_perm("consents.add_consentevent")):
+            raise PermissionDenied
+        form = RecordConsentForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            purpose, granted = form.cleaned_data["purpose"], form.cleaned_data["decision"]
+            try:
+                event = services.consent_set(
+                    customer=customer,
+                    purpose=purpose,
+                    granted=granted,
+                    source=Source.STAFF,
+                    staff_user=request.user,
+                    method=form.cleaned_data["method"],
+                    occurred_at=form.occurred_at(),
+                    note=form.cleaned_data["note"],
+                )
+            except ValidationError as error:
+                for message in error.messages:
+                    form.add_error(None, message)
+            else:
+                decision = "granted" if granted else "withdrawn"
+                if event is None:
+                    self.message_user(
+                        request,
+                        f"{purpose.name} was already {decision} for {customer}: nothing new was recorded.",
+                        messages.WARNING,
+                    )
+                else:
+                    self.message_user(request, f"Recorded: {purpose.name} {decision} for {customer}.")
+                return HttpResponseRedirect(reverse("admin:customers_customer_change", args=[customer.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Record consent on the customer's behalf",
+            "subtitle": str(customer),
+            "customer": customer,
+            "form": form,
+            "opts": self.model._meta,
+            "states": consent_states(customer=customer),
+        }
+        return TemplateResponse(request, "admin/consents/record_consent.html", context)
+
+    def consent_receipt_view(self, request, object_id):
+        customer = self._customer_or_404(request, object_id)
+        if not self.has_view_permission(request, customer):
+            raise PermissionDenied
+        receipt = consent_receipt(customer=customer)
+        response = HttpResponse(
+            json.dumps(receipt, indent=2, ensure_ascii=False), content_type="application/json; charset=utf-8"
+        )
+        response["Content-Disposition"] = f'attachment; filename="consent-receipt-{customer.public_id}.json"'
+        return response
+
+
+# ---------------------------------------------------------------------------------------
+# The ledger: read-only, for everyone
+
+
+@admin.register(ConsentEvent)
+class ConsentEventAdmin(ReadOnlyAdmin):
+    list_display = [
+        "occurred_at",
+        "customer_email",
+        "purpose",
+        "decision",
+        "source",
+        "method",
+        "policy_version",
+        "staff_user",
+        "recorded_at",
+    ]
+    list_filter = ["purpose", "source", "granted", ("occurred_at", admin.DateFieldListFilter), "method"]
+    list_select_related = ["customer", "purpose", "policy_version", "staff_user"]
+    search_fields = ["customer__email"]
+    search_help_text = "A customer's email address, or its start."
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    date_hierarchy = None
+    fields = [
+        "customer",
+        "purpose",
+        "granted",
+        "occurred_at",
+        "recorded_at",
+        "source",
+        "method",
+        "policy_version",
+        "wording",
+        "ip_address",
+        "user_agent",
+        "staff_user",
+        "note",
+        "reference",
+        "redacted_at",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="customer", ordering="customer__email")
+    def customer_email(self, obj: ConsentEvent) -> str:
+        return obj.customer.email
+
+    @admin.display(description="decision", ordering="granted")
+    def decision(self, obj: ConsentEvent) -> str:
+        return "granted" if obj.granted else "withdrawn"
+
+    def get_search_results(self, request, queryset, search_term):
+        # Addresses are stored lower-case: an exact or prefix match the email index serves.
+        term = search_term.strip().lower()
+        if not term:
+            return queryset, False
+        return queryset.filter(customer__email__startswith=term), False
+
+    # Decisions are recorded through the customer's "Record consent" page or by the
+    # customer; nobody changes or deletes them (ReadOnlyAdmin).
+
+
+# ---------------------------------------------------------------------------------------
+# Disclosures, purposes, policy versions
+
+
+@admin.register(Disclosure)
+class DisclosureAdmin(admin.ModelAdmin):
+    form = DisclosureAdminForm
+    list_display = ["disclosed_at", "customer", "third_party", "legal_basis", "categories", "purpose", "recorded_by"]
+    list_filter = ["legal_basis", "third_party", ("disclosed_at", admin.DateFieldListFilter)]
+    list_select_related = ["customer", "third_party", "recorded_by"]
+    search_fields = ["customer__email"]
+    search_help_text = "A customer's email address, or its start."
+    raw_id_fields = ["customer", "consent_event"]
+    autocomplete_fields = ["third_party"]
+    show_full_result_count = False
+
+    @admin.display(description="data categories")
+    def categories(self, obj: Disclosure) -> str:
+        return _category_labels(obj.data_categories)
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip().lower()
+        if not term:
+            return queryset, False
+        return queryset.filter(customer__email__startswith=term), False
+
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        initial.setdefault("disclosed_at", timezone.now())
+        return initial
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+
+        class CheckedForm(form):
+            def clean(self):
+                cleaned = super().clean()
+                customer = cleaned.get("customer")
+                if customer is not None and cleaned.get("legal_basis"):
+                    try:
+                        services.disclosure_check_consent(
+                            customer=customer,
+                            legal_basis=cleaned["legal_basis"],
+                            consent_event=cleaned.get("consent_event"),
+                            disclosed_at=cleaned.get("disclosed_at"),
+                        )
+                    except ValidationError as error:
+                        self.add_error(None, error)
+                return cleaned
+
+        return CheckedForm
+
+    def save_model(self, request, obj: Disclosure, form, change: bool) -> None:
+        data = form.cleaned_data
+        recorded = services.disclosure_record(
+            customer=data["customer"],
+            third_party=data["third_party"],
+            data_categories=data["data_categories"],
+            legal_basis=data["legal_basis"],
+            purpose=data["purpose"],
+            disclosed_at=data["disclosed_at"],
+            reference=data.get("reference") or "",
+            consent_event=data.get("consent_event"),
+            recorded_by=request.user,
+        )
+        obj.pk = recorded.pk
+        obj.recorded_by = recorded.recorded_by
+
+    # A disclosure is a record of something that happened: a mistake is answered by a
+    # new record, not an edit.
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Purpose)
+class PurposeAdmin(admin.ModelAdmin):
+    list_display = ["name", "code", "is_marketing", "display_order"]
+    list_editable = ["display_order"]
+    fields = ["code", "name", "wording", "is_marketing", "display_order"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Codes appear in links, imports and exports: fixed once created.
+        return ["code"] if obj is not None else []
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        kwargs.setdefault("help_texts", {})["wording"] = (
+            "Exactly what customers are shown. A change applies to new decisions only: "
+            "every recorded decision keeps the wording its customer saw."
+        )
+        return super().get_form(request, obj, change, **kwargs)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class PolicyVersionForm(forms.ModelForm):
+    class Meta:
+        model = PolicyVersion
+        fields = ["version", "effective_at", "text"]
+
+    def clean_effective_at(self):
+        effective_at = self.cleaned_data["effective_at"]
+        latest = PolicyVersion.objects.exclude(pk=self.instance.pk).order_by("-effective_at").first()
+        if latest is not None and effective_at <= latest.effective_at:
+            raise forms.ValidationError(
+                f"A new version must take effect after the latest one ({latest.version}, "
+                f"{timezone.localtime(latest.effective_at):%Y-%m-%d %H:%M})."
+            )
+        return effective_at
+
+
+@admin.register(PolicyVersion)
+class PolicyVersionAdmin(admin.ModelAdmin):
+    form = PolicyVersionForm
+    list_display = ["version", "effective_at", "is_current"]
+
+    @admin.display(description="current", boolean=True)
+    def is_current(self, obj: PolicyVersion) -> bool:
+        current = PolicyVersion.objects.current()
+        return current is not None and current.pk == obj.pk
+
+    def _in_force(self, obj) -> bool:
+        return obj is not None and obj.effective_at <= timezone.now()
+
+    def get_readonly_fields(self, request, obj=None):
+        # A version that has taken effect is what customers were shown: it stays as it was.
+        return ["version", "effective_at", "text"] if self._in_force(obj) else []
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return not self._in_force(obj) and obj is not None and super().has_delete_permission(request, obj)

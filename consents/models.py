@@ -1,0 +1,237 @@
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from customers.models import Customer, ThirdParty
+from customers.validators import reject_card_numbers
+
+
+class Purpose(models.Model):
+    """What a customer may agree to. Changing the wording affects new events only: each event keeps its copy."""
+
+    code = models.SlugField(max_length=50, help_text="Stable identifier used in links, imports and exports.")
+    name = models.CharField(max_length=100)
+    wording = models.TextField(help_text="Exactly what the customer is shown when asked; recorded with each decision.")
+    is_marketing = models.BooleanField(
+        "marketing purpose", default=True, help_text="Marketing email may be sent for this purpose."
+    )
+    display_order = models.PositiveSmallIntegerField(default=100)
+
+    class Meta:
+        ordering = ["display_order", "code"]
+        constraints = [models.UniqueConstraint(fields=["code"], name="purpose_code_unique")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PolicyVersionQuerySet(models.QuerySet):
+    def current(self, at=None) -> "PolicyVersion | None":
+        """The latest version that has taken effect (exactly one at any moment once one exists)."""
+        return self.filter(effective_at__lte=at or timezone.now()).order_by("-effective_at", "-id").first()
+
+
+class PolicyVersion(models.Model):
+    version = models.CharField(max_length=50)
+    effective_at = models.DateTimeField("takes effect")
+    text = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = PolicyVersionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-effective_at"]
+        get_latest_by = "effective_at"
+        constraints = [
+            models.UniqueConstraint(fields=["version"], name="policy_version_label_unique"),
+            # "Exactly one is current": two versions taking effect at the same instant would tie.
+            models.UniqueConstraint(fields=["effective_at"], name="policy_version_effective_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Privacy policy {self.version}"
+
+
+class Source(models.TextChoices):
+    PREFERENCE_PAGE = "preference_page", "Preference page"
+    UNSUBSCRIBE_LINK = "unsubscribe_link", "Unsubscribe link"
+    ONE_CLICK = "one_click", "One-click unsubscribe"
+    SIGNUP_FORM = "signup_form", "Signup or registration form"
+    STAFF = "staff", "Staff on behalf of the customer"
+    IMPORT = "import", "Import"
+    ERASURE = "erasure", "Erasure"
+
+
+class Method(models.TextChoices):
+    """How the customer expressed the decision."""
+
+    WEB = "web", "Web form"
+    EMAIL_LINK = "email_link", "Link in an email"
+    PHONE = "phone", "Phone"
+    LETTER = "letter", "Letter"
+    EMAIL = "email", "Email"
+    IN_PERSON = "in_person", "In person"
+    IMPORT = "import", "Imported record"
+    SYSTEM = "system", "System"
+
+
+class LedgerImmutable(Exception):
+    """Consent events are never changed or deleted through the application."""
+
+
+class ConsentEventQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise LedgerImmutable("Consent events cannot be updated.")
+
+    def delete(self):
+        raise LedgerImmutable("Consent events cannot be deleted.")
+
+    # The one sanctioned rewrite (erasure, retention) goes through this, and only from
+    # consents.services, which also lifts the database trigger for its transaction.
+    def _sanctioned_redact(self, **kwargs) -> int:
+        return super().update(**kwargs)
+
+
+class ConsentEvent(models.Model):
+    """The ledger: one row per decision, never edited."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="consent_events")
+    purpose = models.ForeignKey(Purpose, on_delete=models.PROTECT, related_name="events")
+    granted = models.BooleanField(help_text="True: consent given. False: consent withdrawn.")
+    occurred_at = models.DateTimeField("when", default=timezone.now, help_text="When the customer decided.")
+    recorded_at = models.DateTimeField(default=timezone.now, help_text="When the system recorded it.")
+    source = models.CharField(max_length=20, choices=Source.choices)
+    method = models.CharField("collection method", max_length=20, choices=Method.choices, default=Method.WEB)
+    policy_version = models.ForeignKey(PolicyVersion, null=True, blank=True, on_delete=models.PROTECT)
+    wording = models.TextField("wording shown", blank=True)
+    ip_address = models.GenericIPAddressField("IP address", null=True, blank=True)
+    user_agent = models.CharField(max_length=500, blank=True)
+    staff_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    note = models.TextField(blank=True, validators=[reject_card_numbers])
+    reference = models.CharField(
+        max_length=100, blank=True, help_text="What prompted it, e.g. the campaign of an unsubscribe link."
+    )
+    redacted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ConsentEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-recorded_at", "-id"]
+        indexes = [
+            models.Index(fields=["customer", "purpose", "-recorded_at"], name="consent_event_history"),
+            models.Index(fields=["-recorded_at"], name="consent_event_recent"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(source="staff") | Q(staff_user__isnull=False) | Q(redacted_at__isnull=False),
+                name="consent_event_staff_names_user",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        decision = "granted" if self.granted else "withdrew"
+        return f"{self.customer_id} {decision} {self.purpose_id} at {self.occurred_at:%Y-%m-%d %H:%M}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise LedgerImmutable("Consent events cannot be changed once recorded.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise LedgerImmutable("Consent events cannot be deleted.")
+
+
+class ConsentQuerySet(models.QuerySet):
+    def granted(self) -> "ConsentQuerySet":
+        return self.filter(granted=True)
+
+
+class Consent(models.Model):
+    """The current state per customer and purpose, written in the same transaction as its event."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="consents")
+    purpose = models.ForeignKey(Purpose, on_delete=models.PROTECT, related_name="consents")
+    granted = models.BooleanField()
+    since = models.DateTimeField()
+    event = models.ForeignKey(ConsentEvent, on_delete=models.PROTECT, related_name="+")
+
+    objects = ConsentQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "purpose"], name="consent_one_per_customer_purpose"),
+        ]
+        indexes = [
+            # Every send selects the customers currently consenting to one purpose.
+            models.Index(fields=["purpose", "customer"], name="consent_granted_by_purpose", condition=Q(granted=True)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.purpose}: {'granted' if self.granted else 'withdrawn'} since {self.since:%Y-%m-%d}"
+
+
+class DataCategory(models.TextChoices):
+    IDENTITY = "identity", "Identity (name, job title, business name)"
+    CONTACT = "contact", "Contact (email, phone)"
+    ADDRESS = "address", "Postal address"
+    PURCHASE = "purchase", "Purchase and licence"
+    USAGE = "usage", "Usage"
+
+
+class LegalBasis(models.TextChoices):
+    # There is deliberately no basis for selling data: the product promises never to sell it.
+    CONTRACT = "contract", "Contract (to complete the purchase)"
+    CONSENT = "consent", "Consent"
+    LEGAL_OBLIGATION = "legal_obligation", "Legal obligation"
+    LEGITIMATE_INTERESTS = "legitimate_interests", "Legitimate interests"
+
+
+class Disclosure(models.Model):
+    """A record that a customer's data went to a third party, what and why."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="disclosures")
+    third_party = models.ForeignKey(ThirdParty, on_delete=models.PROTECT, related_name="disclosures")
+    data_categories = models.JSONField(default=list, help_text="Which categories of data were disclosed.")
+    legal_basis = models.CharField(max_length=30, choices=LegalBasis.choices)
+    purpose = models.CharField("purpose of the disclosure", max_length=300, validators=[reject_card_numbers])
+    consent_event = models.ForeignKey(
+        ConsentEvent,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="disclosures",
+        help_text="Required when the basis is consent: the customer's decision that allows it.",
+    )
+    disclosed_at = models.DateTimeField(default=timezone.now)
+    reference = models.CharField(max_length=200, blank=True, validators=[reject_card_numbers])
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    recorded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-disclosed_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(legal_basis="consent") | Q(consent_event__isnull=False),
+                name="disclosure_consent_basis_names_event",
+            ),
+            models.CheckConstraint(
+                condition=Q(legal_basis__in=[choice.value for choice in LegalBasis]),
+                name="disclosure_known_legal_basis",
+            ),
+        ]
+        indexes = [models.Index(fields=["customer", "-disclosed_at"], name="disclosure_by_customer")]
+
+    def __str__(self) -> str:
+        return f"{self.third_party.name} ({self.get_legal_basis_display()}) {self.disclosed_at:%Y-%m-%d}"
+
+    def clean(self) -> None:
+        super().clean()
+        unknown = [c for c in self.data_categories or [] if c not in DataCategory.values]
+        if unknown or not self.data_categories:
+            raise ValidationError({"data_categories": "Choose one or more of: " + ", ".join(DataCategory.values)})

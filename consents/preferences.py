@@ -1,0 +1,163 @@
+"""
+The preference centre's services: saving a customer's choices, mailing preference links and
+email-change confirmations, and the rate limit on "email me my link". Views and tasks call
+these; every consent change still goes through consents.services.consent_set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.mail import EmailMessage
+from django.db import transaction
+from django.db.models import F, FilteredRelation, Q
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from customers.models import Customer, normalise_email
+
+from .models import ConsentEvent, Purpose, Source
+from .services import RequestMeta, consent_set
+from .tokens import make_email_change_token, preference_url
+
+
+class PurposeState:
+    GRANTED = "granted"
+    WITHDRAWN = "withdrawn"
+    NEVER_ASKED = "never_asked"
+
+
+@dataclass(frozen=True)
+class PurposeChoice:
+    """One line of the preference page: the purpose, its wording and where the customer stands."""
+
+    purpose: Purpose
+    state: str
+    since: object | None
+
+    @property
+    def granted(self) -> bool:
+        return self.state == PurposeState.GRANTED
+
+
+def purpose_choices(*, customer: Customer) -> list[PurposeChoice]:
+    """Every purpose with the customer's current state (one query whatever the number of purposes)."""
+    purposes = Purpose.objects.annotate(
+        mine=FilteredRelation("consents", condition=Q(consents__customer=customer)),
+        mine_granted=F("mine__granted"),
+        mine_since=F("mine__since"),
+    )
+    choices = []
+    for purpose in purposes:
+        if purpose.mine_since is None:  # a current consent always has its date: none is held
+            choices.append(PurposeChoice(purpose, PurposeState.NEVER_ASKED, None))
+        else:
+            state = PurposeState.GRANTED if purpose.mine_granted else PurposeState.WITHDRAWN
+            choices.append(PurposeChoice(purpose, state, purpose.mine_since))
+    return choices
+
+
+def preferences_save(*, customer: Customer, wanted: dict[str, bool], request_meta: RequestMeta) -> list[ConsentEvent]:
+    """
+    Record the customer's choices from the preference page: one event for each purpose whose
+    state changes, none for the rest. A purpose never asked about and left unticked stays
+    "never asked" (leaving a box empty is not a decision to record).
+    """
+    events = []
+    with transaction.atomic():
+        for choice in purpose_choices(customer=customer):
+            if choice.purpose.code not in wanted:
+                continue
+            want = wanted[choice.purpose.code]
+            if want == choice.granted:
+                continue
+            if not want and choice.state == PurposeState.NEVER_ASKED:
+                continue
+            event = consent_set(
+                customer=customer,
+                purpose=choice.purpose,
+                granted=want,
+                source=Source.PREFERENCE_PAGE,
+                request_meta=request_meta,
+            )
+            if event is not None:
+                events.append(event)
+    return events
+
+
+# ---------------------------------------------------------------------------------------
+# Mail
+
+
+def preference_link_send(*, email: str) -> bool:
+    """
+    Mail a preference link to the customer with this address, if there is one and their data
+    is not erased. Returns whether a message went out; the caller must not tell the visitor.
+    """
+    customer = Customer.objects.not_erased().by_email(email).first()
+    if customer is None:
+        return False
+    context = {
+        "customer": customer,
+        "url": preference_url(customer),
+        "max_age_days": settings.PREFERENCE_LINK_MAX_AGE.days,
+        "company_name": settings.COMPANY_NAME,
+        "company_postal_address": settings.COMPANY_POSTAL_ADDRESS,
+    }
+    EmailMessage(
+        subject=f"Your link to your {settings.COMPANY_NAME} email preferences",
+        body=render_to_string("consents/email/preference_link.txt", context),
+        to=[customer.email],
+    ).send()
+    return True
+
+
+def email_change_confirmation_send(*, customer: Customer, new_email: str) -> None:
+    """Mail the new address a link that, once followed, moves the customer to it."""
+    token = make_email_change_token(customer, normalise_email(new_email))
+    context = {
+        "customer": customer,
+        "new_email": normalise_email(new_email),
+        "url": settings.SITE_URL + reverse("consents:email_confirm", args=[token]),
+        "max_age_days": settings.PREFERENCE_LINK_MAX_AGE.days,
+        "company_name": settings.COMPANY_NAME,
+        "company_postal_address": settings.COMPANY_POSTAL_ADDRESS,
+    }
+    EmailMessage(
+        subject=f"Confirm your new email address for {settings.COMPANY_NAME}",
+        body=render_to_string("consents/email/email_change.txt", context),
+        to=[normalise_email(new_email)],
+    ).send()
+
+
+# ---------------------------------------------------------------------------------------
+# Rate limit
+
+
+def _window_key(kind: str, value: str) -> str:
+    window = settings.PREFERENCE_LINK_LIMIT_WINDOW.total_seconds()
+    slot = int(timezone.now().timestamp() // window)
+    # Addresses are hashed: the cache never holds who asked.
+    digest = hashlib.sha256(value.encode()).hexdigest()[:32]
+    return f"consents:link-limit:{kind}:{slot}:{digest}"
+
+
+def rate_limit_hit(*, kind: str, value: str, limit: int) -> bool:
+    """
+    Count one attempt in the current window; True once the attempts exceed `limit`.
+    A fixed window: simple, and an attacker gains at most twice the limit across a boundary.
+    """
+    key = _window_key(kind, value)
+    timeout = int(settings.PREFERENCE_LINK_LIMIT_WINDOW.total_seconds()) + 1
+    cache.add(key, 0, timeout=timeout)
+    try:
+        count = cache.incr(key)
+    except ValueError:
+        # The key expired between add and incr: this attempt starts a new window.
+        cache.set(key, 1, timeout=timeout)
+        count = 1
+    return count > limit

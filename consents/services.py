@@ -1,0 +1,289 @@
+"""
+Every change of consent goes through here: one transaction locks the customer, writes
+the ledger event and updates the current state, so the two never disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from config.client_ip import client_ip
+from customers.models import Customer, ThirdParty
+
+from .models import (
+    Consent,
+    ConsentEvent,
+    ConsentEventQuerySet,
+    DataCategory,
+    Disclosure,
+    LegalBasis,
+    Method,
+    PolicyVersion,
+    Purpose,
+    Source,
+)
+
+
+@dataclass(frozen=True)
+class RequestMeta:
+    """What we note about the request a decision arrived with."""
+
+    ip_address: str | None = None
+    user_agent: str = ""
+
+    @classmethod
+    def from_request(cls, request) -> RequestMeta:
+        return cls(
+            ip_address=client_ip(request),
+            user_agent=(request.META.get("HTTP_USER_AGENT") or "")[:500],
+        )
+
+
+NO_REQUEST = RequestMeta()
+
+
+def consent_set(
+    *,
+    customer: Customer,
+    purpose: Purpose,
+    granted: bool,
+    source: Source | str,
+    request_meta: RequestMeta = NO_REQUEST,
+    staff_user: AbstractBaseUser | None = None,
+    note: str = "",
+    method: Method | str | None = None,
+    occurred_at: datetime | None = None,
+    reference: str = "",
+    wording: str | None = None,
+) -> ConsentEvent | None:
+    """
+    Record a decision. Returns the new event, or None when the current state already is
+    `granted` (setting the state it has records nothing new).
+    """
+    if source == Source.STAFF:
+        if staff_user is None:
+            raise ValidationError("Consent recorded by staff must name the staff member.")
+        if not note.strip():
+            raise ValidationError({"note": "Say how and when the customer gave this decision (a note is required)."})
+    with transaction.atomic():
+        # Lock the customer row: it always exists, unlike the Consent row of a first decision,
+        # so two concurrent changes for this customer take turns.
+        locked = Customer.objects.select_for_update().only("id", "erased_at").get(pk=customer.pk)
+        if locked.erased_at is not None:
+            if granted:
+                raise ValidationError("This customer's data was erased: no consent can be recorded for them.")
+            # Nothing can be sent to an erased customer, and nothing new (IP address, browser)
+            # is collected about them: an old unsubscribe link is answered without a record.
+            return None
+        current = Consent.objects.select_for_update().filter(customer_id=customer.pk, purpose=purpose).first()
+        if current is not None and current.granted == granted:
+            return None
+        now = timezone.now()
+        event = ConsentEvent(
+            customer_id=customer.pk,
+            purpose=purpose,
+            granted=granted,
+            occurred_at=occurred_at or now,
+            recorded_at=now,
+            source=source,
+            method=method or _default_method(source),
+            policy_version=PolicyVersion.objects.current(),
+            wording=purpose.wording if wording is None else wording,
+            ip_address=request_meta.ip_address,
+            user_agent=request_meta.user_agent,
+            staff_user=staff_user,
+            note=note.strip(),
+            reference=reference,
+        )
+        event.full_clean(exclude=["customer", "purpose", "policy_version", "staff_user"])
+        event.save()
+        if current is None:
+            Consent.objects.create(
+                customer_id=customer.pk, purpose=purpose, granted=granted, since=event.occurred_at, event=event
+            )
+        else:
+            current.granted, current.since, current.event = granted, event.occurred_at, event
+            current.save(update_fields=["granted", "since", "event"])
+        return event
+
+
+def consent_grant(*, customer: Customer, purpose: Purpose, source: Source | str, **kwargs) -> ConsentEvent | None:
+    return consent_set(customer=customer, purpose=purpose, granted=True, source=source, **kwargs)
+
+
+def consent_withdraw(*, customer: Customer, purpose: Purpose, source: Source | str, **kwargs) -> ConsentEvent | None:
+    return consent_set(customer=customer, purpose=purpose, granted=False, source=source, **kwargs)
+
+
+def consent_withdraw_all_marketing(*, customer: Customer, source: Source | str, **kwargs) -> list[ConsentEvent]:
+    """
+    "No to all marketing": record a withdrawal for every marketing purpose not already
+    withdrawn, including purposes the customer was never asked about (their explicit
+    refusal is worth keeping, and it stops a later import from implying consent).
+    """
+    events = []
+    with transaction.atomic():
+        for purpose in Purpose.objects.filter(is_marketing=True):
+            event = consent_withdraw(customer=customer, purpose=purpose, source=source, **kwargs)
+            if event is not None:
+                events.append(event)
+    return events
+
+
+def _default_method(source: str) -> str:
+    return {
+        Source.PREFERENCE_PAGE: Method.WEB,
+        Source.SIGNUP_FORM: Method.WEB,
+        Source.UNSUBSCRIBE_LINK: Method.EMAIL_LINK,
+        Source.ONE_CLICK: Method.EMAIL_LINK,
+        Source.IMPORT: Method.IMPORT,
+        Source.ERASURE: Method.SYSTEM,
+    }.get(source, Method.WEB)
+
+
+# ---------------------------------------------------------------------------------------
+# The one sanctioned rewrite of the ledger
+
+REDACTABLE_FIELDS = ("ip_address", "user_agent", "note")
+_REDACTED_VALUES = {"ip_address": None, "user_agent": "", "note": ""}
+_HAS_VALUE = {
+    "ip_address": Q(ip_address__isnull=False),
+    "user_agent": ~Q(user_agent=""),
+    "note": ~Q(note=""),
+}
+
+
+def consent_events_redact(
+    *,
+    customer: Customer | None = None,
+    queryset: ConsentEventQuerySet | None = None,
+    fields: Iterable[str] = REDACTABLE_FIELDS,
+) -> int:
+    """
+    Clear personal details from ledger events (erasure, log retention) while keeping the
+    fact of each decision: purpose, granted or withdrawn, source, policy version, wording
+    and time stay. Give either `customer` (all their events) or a `queryset` of events.
+    Returns how many events were redacted (events with nothing left to clear are skipped).
+
+    On PostgreSQL the ledger trigger refuses every UPDATE unless this transaction turns
+    on `consentdesk.ledger_redaction`; it is turned off again before returning.
+    """
+    if (customer is None) == (queryset is None):
+        raise ValueError("Give either a customer or a queryset of consent events.")
+    fields = tuple(fields)
+    unknown = [name for name in fields if name not in REDACTABLE_FIELDS]
+    if unknown or not fields:
+        raise ValueError(f"Only {', '.join(REDACTABLE_FIELDS)} can be redacted (got {', '.join(fields) or 'none'}).")
+    events = ConsentEvent.objects.filter(customer_id=customer.pk) if customer is not None else queryset
+    has_something = Q()
+    for name in fields:
+        has_something |= _HAS_VALUE[name]
+    values = {name: _REDACTED_VALUES[name] for name in fields}
+    # A savepoint of its own: should the UPDATE fail, rolling it back also undoes the setting
+    # (PostgreSQL reverts settings made in an aborted subtransaction), and the real error shows.
+    with transaction.atomic():
+        _ledger_redaction(enabled=True)
+        redacted = events.filter(has_something)._sanctioned_redact(**values, redacted_at=timezone.now())
+        _ledger_redaction(enabled=False)
+    return redacted
+
+
+def _ledger_redaction(*, enabled: bool) -> None:
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        # is_local=true: the setting ends with the transaction, whatever happens.
+        cursor.execute(
+            "SELECT set_config('consentdesk.ledger_redaction', %s, true)",
+            ["on" if enabled else "off"],
+        )
+
+
+# ---------------------------------------------------------------------------------------
+# Disclosures to third parties
+
+
+def disclosure_record(
+    *,
+    customer: Customer,
+    third_party: ThirdParty,
+    data_categories: Iterable[DataCategory | str],
+    legal_basis: LegalBasis | str,
+    purpose: str,
+    disclosed_at: datetime | None = None,
+    reference: str = "",
+    consent_event: ConsentEvent | None = None,
+    recorded_by: AbstractBaseUser | None = None,
+) -> Disclosure:
+    """
+    Record that some of a customer's data went to a third party. A disclosure on the
+    basis of consent must name the customer's consent event that allows it, and that
+    consent must be in force (the customer's current decision for its purpose, granted,
+    and given no later than the disclosure). There is no basis for selling data.
+    """
+    with transaction.atomic():
+        disclosure = Disclosure(
+            customer_id=customer.pk,
+            third_party=third_party,
+            data_categories=sorted({str(category) for category in data_categories}),
+            legal_basis=legal_basis,
+            purpose=purpose.strip(),
+            disclosed_at=disclosed_at or timezone.now(),
+            reference=reference.strip(),
+            consent_event=consent_event,
+            recorded_by=recorded_by,
+        )
+        disclosure.full_clean(exclude=["customer", "third_party", "consent_event", "recorded_by"])
+        disclosure_check_consent(
+            customer=customer,
+            legal_basis=legal_basis,
+            consent_event=consent_event,
+            disclosed_at=disclosure.disclosed_at,
+            lock=True,
+        )
+        disclosure.save()
+        return disclosure
+
+
+def disclosure_check_consent(
+    *,
+    customer: Customer,
+    legal_basis: LegalBasis | str,
+    consent_event: ConsentEvent | None,
+    disclosed_at: datetime | None = None,
+    lock: bool = False,
+) -> None:
+    """Raise ValidationError unless the consent event (if the basis needs one) is this customer's consent in force."""
+    if legal_basis != LegalBasis.CONSENT:
+        if consent_event is not None:
+            raise ValidationError({"consent_event": "Only a disclosure on the basis of consent names a consent event."})
+        return
+    if consent_event is None:
+        raise ValidationError(
+            {"consent_event": "A disclosure on the basis of consent must name the customer's consent that allows it."}
+        )
+    if consent_event.customer_id != customer.pk:
+        raise ValidationError({"consent_event": "That consent event belongs to another customer."})
+    current = Consent.objects.filter(customer_id=customer.pk, purpose_id=consent_event.purpose_id)
+    if lock:
+        # A withdrawal committed between this check and the insert would otherwise slip through.
+        current = current.select_for_update()
+    state = current.first()
+    if not consent_event.granted or state is None or state.event_id != consent_event.pk or not state.granted:
+        raise ValidationError(
+            {
+                "consent_event": "That consent is not in force: the customer has not granted it, "
+                "or has withdrawn it since. Nothing was recorded."
+            }
+        )
+    # Staff type times to the minute: a disclosure in the same minute as the consent is not "before" it.
+    if disclosed_at is not None and disclosed_at < consent_event.occurred_at.replace(second=0, microsecond=0):
+        raise ValidationError({"disclosed_at": "The disclosure cannot come before the consent that allows it."})

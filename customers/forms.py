@@ -1,0 +1,45 @@
+from django import forms
+
+from .models import Customer, normalise_email
+
+# The fields a customer may correct themselves, and that the CSV import carries.
+DETAIL_FIELDS = [
+    "first_name",
+    "last_name",
+    "job_title",
+    "company",
+    "phone",
+    "address_line1",
+    "address_line2",
+    "city",
+    "region",
+    "postal_code",
+    "country",
+    "language",
+    "currency",
+]
+IMPORT_FIELDS = ["email", *DETAIL_FIELDS]
+
+
+class CustomerImportRowForm(forms.ModelForm):
+    """Validates one CSV row. Uniqueness is checked for the whole file at once by the import."""
+
+    class Meta:
+        model = Customer
+        fields = IMPORT_FIELDS
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # An empty language in a file means "the default", not "invalid".
+        self.fields["language"].required = False
+
+    def clean_email(self) -> str:
+        return normalise_email(self.cleaned_data["email"])
+
+    def clean_language(self) -> str:
+        return self.cleaned_data.get("language") or "en"
+
+    def clean(self):
+        cleaned = super().clean()
+        self._validate_unique = False
+        return cleaned

@@ -1,0 +1,689 @@
+"""State changes for customer records. Views, admin, tasks and commands call these."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from auditlog.context import disable_auditlog
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from . import registry
+from .forms import DETAIL_FIELDS, IMPORT_FIELDS, CustomerImportRowForm
+from .models import (
+    ERASED_MARKER,
+    AccessLog,
+    Customer,
+    CustomerChange,
+    CustomerErasure,
+    PrivacyRequest,
+    ProductRegistration,
+    RecipientNotification,
+    RetentionRun,
+    add_months,
+    email_hash,
+    normalise_email,
+)
+
+
+def _display(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+@transaction.atomic
+def customer_update(
+    *,
+    customer: Customer,
+    data: dict[str, Any],
+    changed_by: str,
+    staff_user: AbstractBaseUser | None = None,
+) -> list[CustomerChange]:
+    """Apply corrected details and record each changed field with its old and new value."""
+    changes = []
+    for name, new_value in data.items():
+        if name not in DETAIL_FIELDS:
+            raise ValueError(f"{name} cannot be corrected through customer_update")
+        old_value = getattr(customer, name)
+        if _display(old_value) == _display(new_value):
+            continue
+        setattr(customer, name, new_value)
+        changes.append(
+            CustomerChange(
+                customer=customer,
+                field=name,
+                old_value=_display(old_value),
+                new_value=_display(new_value),
+                changed_by=changed_by,
+                staff_user=staff_user,
+            )
+        )
+    if changes:
+        customer.full_clean()
+        customer.save(update_fields=[c.field for c in changes] + ["updated_at"])
+        CustomerChange.objects.bulk_create(changes)
+        if changed_by in (CustomerChange.ChangedBy.CUSTOMER, CustomerChange.ChangedBy.STAFF):
+            recipients_to_notify(
+                customer=customer, reason=RecipientNotification.Reason.CORRECTION, fields=[c.field for c in changes]
+            )
+    return changes
+
+
+@transaction.atomic
+def record_staff_changes(*, customer: Customer, old_values: dict[str, Any], staff_user: AbstractBaseUser) -> None:
+    """Record the fields staff changed in admin (the form has already saved them)."""
+    changes = CustomerChange.objects.bulk_create(
+        CustomerChange(
+            customer=customer,
+            field=name,
+            old_value=_display(old),
+            new_value=_display(getattr(customer, name)),
+            changed_by=CustomerChange.ChangedBy.STAFF,
+            staff_user=staff_user,
+        )
+        for name, old in old_values.items()
+        if _display(old) != _display(getattr(customer, name))
+    )
+    # Internal notes are not data any third party received.
+    corrected = [c.field for c in changes if c.field != "notes"]
+    if corrected:
+        recipients_to_notify(customer=customer, reason=RecipientNotification.Reason.CORRECTION, fields=corrected)
+
+
+class RefundNotAllowed(ValidationError):
+    pass
+
+
+@transaction.atomic
+def registration_refund(
+    *,
+    registration: ProductRegistration,
+    refunded_at: datetime,
+    override_by: AbstractBaseUser | None = None,
+    override_reason: str = "",
+) -> ProductRegistration:
+    """Mark a registration refunded. After the money-back deadline only a staff override, with a reason, allows it."""
+    registration.refunded_at = refunded_at
+    registration.refund_override_by = override_by
+    registration.refund_override_reason = override_reason.strip()
+    registration.full_clean()
+    registration.save(update_fields=["refunded_at", "refund_override_by", "refund_override_reason"])
+    return registration
+
+
+def customer_export(*, customer: Customer) -> dict[str, Any]:
+    """Everything held about one customer, walked through the registry every app fills."""
+    return {name: build(customer) for name, build in registry.export_sections().items()}
+
+
+# ---------------------------------------------------------------------------------------
+# CSV import
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"row {self.line}, {self.field}: {self.message}"
+
+
+class ImportRefused(Exception):
+    """The file has bad rows: nothing was imported."""
+
+    def __init__(self, errors: list[RowError]):
+        self.errors = errors
+        super().__init__(f"{len(errors)} problem(s) found; nothing was imported")
+
+
+@dataclass
+class ImportExtension:
+    """Extra columns another app understands (the consent app's consent_<purpose> columns)."""
+
+    name: str
+    columns: Callable[[], list[str]]
+    # check(headers, options) -> list of file-level error messages
+    check_file: Callable[[list[str], dict[str, Any]], list[str]]
+    # clean(row) -> (cleaned values, {column: message})
+    clean_row: Callable[[dict[str, str]], tuple[Any, dict[str, str]]]
+    # apply(customer, cleaned, options, report) after the customer row is written
+    apply: Callable[[Customer, Any, dict[str, Any], ImportReport], None]
+
+
+_import_extensions: list[ImportExtension] = []
+
+
+def register_import_extension(extension: ImportExtension) -> None:
+    _import_extensions[:] = [e for e in _import_extensions if e.name != extension.name]
+    _import_extensions.append(extension)
+
+
+@dataclass
+class ImportReport:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    notes: list[str] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)
+
+    def count(self, key: str, n: int = 1) -> None:
+        self.counters[key] = self.counters.get(key, 0) + n
+
+
+def read_csv(text: str) -> tuple[list[str], list[dict[str, str]]]:
+    reader = csv.DictReader(io.StringIO(text))
+    headers = [h.strip() for h in (reader.fieldnames or [])]
+    reader.fieldnames = headers
+    rows = []
+    for raw in reader:
+        extra = raw.pop(None, None)
+        row = {k: (v or "").strip() for k, v in raw.items()}
+        if extra:
+            row["__extra__"] = ",".join(extra)
+        rows.append(row)
+    return headers, rows
+
+
+def customers_import(
+    *,
+    headers: list[str],
+    rows: list[dict[str, str]],
+    update: bool = False,
+    options: dict[str, Any] | None = None,
+    progress: Callable[[Iterable], Iterator] = iter,
+) -> ImportReport:
+    """
+    Validate every row, then write them all in one transaction, or nothing.
+    Raises ImportRefused naming each bad row (its line in the file), field and reason.
+    """
+    options = options or {}
+    errors: list[RowError] = []
+    known = set(IMPORT_FIELDS)
+    for extension in _import_extensions:
+        known.update(extension.columns())
+    if "email" not in headers:
+        raise ImportRefused([RowError(1, "header", "the file has no email column")])
+    unknown = [h for h in headers if h not in known]
+    if unknown:
+        raise ImportRefused([RowError(1, "header", f"unknown column(s): {', '.join(unknown)}")])
+    for extension in _import_extensions:
+        for message in extension.check_file(headers, options):
+            errors.append(RowError(1, "header", message))
+    if errors:
+        raise ImportRefused(errors)
+
+    # Existing customers matched by address, fetched in chunks rather than a query per row.
+    emails = [r.get("email", "").strip().lower() for r in rows]
+    existing: dict[str, Customer] = {}
+    for start in range(0, len(emails), 5000):
+        chunk = [e for e in emails[start : start + 5000] if e]
+        for customer in Customer.objects.alias(email_lower=Lower("email")).filter(email_lower__in=chunk):
+            existing[customer.email.lower()] = customer
+
+    seen: dict[str, int] = {}
+    valid: list[tuple[int, dict[str, Any], Customer | None, dict[str, Any]]] = []
+    for index, row in enumerate(progress(rows)):
+        line = index + 2  # line 1 is the header
+        row_errors: list[RowError] = []
+        if "__extra__" in row:
+            row_errors.append(RowError(line, "row", "more values than columns (a comma inside an unquoted value?)"))
+        instance = existing.get(row.get("email", "").lower()) if update else None
+        data = {name: row.get(name, "") for name in IMPORT_FIELDS if name in headers}
+        if instance is not None:
+            # Columns absent from the file keep their current values.
+            for name in IMPORT_FIELDS:
+                if name not in headers:
+                    data[name] = getattr(instance, name)
+            form = CustomerImportRowForm(data=data, instance=copy.copy(instance))
+        else:
+            form = CustomerImportRowForm(data=data)
+        if not form.is_valid():
+            for field_name, field_errors in form.errors.as_data().items():
+                for error in field_errors:
+                    if error.code == "duplicate_email":
+                        continue  # reported below, with the hint about --update
+                    for message in error.messages:
+                        row_errors.append(RowError(line, field_name if field_name != "__all__" else "row", message))
+        email = form.cleaned_data.get("email") if hasattr(form, "cleaned_data") else None
+        if email:
+            if email in seen:
+                row_errors.append(RowError(line, "email", f"the same address is already on row {seen[email]}"))
+            else:
+                seen[email] = line
+            if email in existing and not update:
+                row_errors.append(
+                    RowError(line, "email", "a customer with this address already exists (use --update to update it)")
+                )
+        extension_values = {}
+        for extension in _import_extensions:
+            cleaned, ext_errors = extension.clean_row(row)
+            extension_values[extension.name] = cleaned
+            for column, message in ext_errors.items():
+                row_errors.append(RowError(line, column, message))
+        if row_errors:
+            errors.extend(row_errors)
+        else:
+            valid.append((line, form.cleaned_data, existing.get(email) if update else None, extension_values))
+    if errors:
+        raise ImportRefused(errors)
+
+    report = ImportReport()
+    # An import is recorded by its corrections (CustomerChange, "import"), not one audit-log
+    # entry per row: a large file would double its writes.
+    with transaction.atomic(), disable_auditlog():
+        for _line, cleaned, instance, extension_values in progress(valid):
+            if instance is None:
+                customer = Customer(**{name: cleaned[name] for name in IMPORT_FIELDS if name in cleaned})
+                customer.save()
+                report.created += 1
+            else:
+                customer = instance
+                changes = customer_update(
+                    customer=customer,
+                    data={name: cleaned[name] for name in DETAIL_FIELDS if name in headers},
+                    changed_by=CustomerChange.ChangedBy.IMPORT,
+                )
+                if changes:
+                    report.updated += 1
+                else:
+                    report.unchanged += 1
+            for extension in _import_extensions:
+                extension.apply(customer, extension_values[extension.name], options, report)
+    return report
+
+
+# ---------------------------------------------------------------------------------------
+# Email address change and data-subject requests
+
+
+class EmailAddressTaken(ValidationError):
+    """Another customer record already has the address."""
+
+
+@transaction.atomic
+def customer_email_change(
+    *,
+    customer: Customer,
+    new_email: str,
+    changed_by: str,
+    staff_user: AbstractBaseUser | None = None,
+) -> CustomerChange | None:
+    """
+    Move the customer to a new address (the caller has had it confirmed) and record the
+    correction. Returns None when the address is already theirs. Refuses an address another
+    customer record has: two records cannot share one address.
+    """
+    new_email = normalise_email(new_email)
+    validate_email(new_email)
+    locked = Customer.objects.select_for_update().get(pk=customer.pk)
+    if locked.erased_at is not None:
+        raise ValidationError("This customer's data was erased: the address cannot be changed.")
+    if locked.email == new_email:
+        return None
+    if Customer.objects.by_email(new_email).exclude(pk=customer.pk).exists():
+        raise EmailAddressTaken(
+            f"{new_email} already belongs to another customer record, so it cannot be moved to this one. "
+            "Use the preference link sent to that address, or contact us to merge the two records."
+        )
+    old_email = locked.email
+    locked.email = new_email
+    try:
+        with transaction.atomic():
+            locked.save(update_fields=["email", "updated_at"])
+    except IntegrityError as error:
+        # Another request took the address between our check and our write.
+        raise EmailAddressTaken(f"{new_email} already belongs to another customer record.") from error
+    customer.email = new_email
+    change = CustomerChange.objects.create(
+        customer=locked,
+        field="email",
+        old_value=old_email,
+        new_value=new_email,
+        changed_by=changed_by,
+        staff_user=staff_user,
+    )
+    if changed_by in (CustomerChange.ChangedBy.CUSTOMER, CustomerChange.ChangedBy.STAFF):
+        recipients_to_notify(customer=locked, reason=RecipientNotification.Reason.CORRECTION, fields=["email"])
+    return change
+
+
+@transaction.atomic
+def privacy_request_open(
+    *,
+    customer: Customer,
+    kind: str,
+    channel: str,
+    details: str = "",
+    received_at: datetime | None = None,
+) -> PrivacyRequest:
+    """
+    Record a data-subject request, due one month after receipt. Asking again while a request
+    of the same kind is open returns that request rather than starting the clock again.
+    """
+    Customer.objects.select_for_update().only("id").get(pk=customer.pk)
+    existing = PrivacyRequest.objects.filter(customer=customer, kind=kind, status=PrivacyRequest.Status.OPEN).first()
+    if existing is not None:
+        return existing
+    received_at = received_at or timezone.now()
+    privacy_request = PrivacyRequest(
+        customer=customer,
+        kind=kind,
+        channel=channel,
+        details=details.strip(),
+        received_at=received_at,
+        due_at=add_months(received_at, PrivacyRequest.RESPONSE_MONTHS),
+    )
+    privacy_request.full_clean()
+    privacy_request.save()
+    return privacy_request
+
+
+@transaction.atomic
+def privacy_request_extend(
+    *, privacy_request: PrivacyRequest, reason: str, staff_user: AbstractBaseUser
+) -> PrivacyRequest:
+    """Extend the deadline once, by two further months, giving the reason (GDPR Art. 12(3))."""
+    locked = PrivacyRequest.objects.select_for_update().get(pk=privacy_request.pk)
+    if locked.status != PrivacyRequest.Status.OPEN:
+        raise ValidationError("Only an open request can be extended.")
+    if locked.extended_due_at is not None:
+        raise ValidationError("This request was already extended once; it cannot be extended again.")
+    if not reason.strip():
+        raise ValidationError({"extension_reason": "Say why the answer needs more time."})
+    locked.extended_due_at = add_months(locked.due_at, PrivacyRequest.EXTENSION_MONTHS)
+    locked.extension_reason = reason.strip()
+    locked.handled_by = staff_user
+    locked.full_clean()
+    locked.save(update_fields=["extended_due_at", "extension_reason", "handled_by"])
+    return locked
+
+
+@transaction.atomic
+def privacy_request_close(
+    *, privacy_request: PrivacyRequest, staff_user: AbstractBaseUser, refused: bool = False, reason: str = ""
+) -> PrivacyRequest:
+    """
+    Close a request as done, or as refused with the reason. An erasure request is done only
+    once the customer has been erased (customer_erase closes it itself).
+    """
+    locked = PrivacyRequest.objects.select_for_update().select_related("customer").get(pk=privacy_request.pk)
+    if locked.status != PrivacyRequest.Status.OPEN:
+        raise ValidationError(f"This request is already closed ({locked.get_status_display().lower()}).")
+    if refused and not reason.strip():
+        raise ValidationError({"refusal_reason": "Say why the request is refused."})
+    if not refused and locked.kind == PrivacyRequest.Kind.ERASURE and not locked.customer.is_erased:
+        raise ValidationError("Erase the customer first (or refuse the request, giving the reason).")
+    locked.status = PrivacyRequest.Status.REFUSED if refused else PrivacyRequest.Status.DONE
+    locked.refusal_reason = reason.strip() if refused else ""
+    locked.closed_at = timezone.now()
+    locked.handled_by = staff_user
+    locked.full_clean()
+    locked.save(update_fields=["status", "refusal_reason", "closed_at", "handled_by"])
+    return locked
+
+
+# ---------------------------------------------------------------------------------------
+# Audit: who looked at, exported or erased personal data
+
+
+def access_log_record(
+    *, staff_user: AbstractBaseUser, action: str, customer: Customer | None = None, detail: str = ""
+) -> AccessLog:
+    """Note a look at or an export of personal data. `detail` must not carry personal data itself."""
+    return AccessLog.objects.create(staff_user=staff_user, customer=customer, action=action, detail=detail[:300])
+
+
+# ---------------------------------------------------------------------------------------
+# GDPR Art. 19: tell the recipients of a customer's data about corrections and erasure
+
+
+def _recipient_ids(customer: Customer) -> set[int]:
+    ids: set[int] = set()
+    for recipients in registry.recipient_sources().values():
+        ids.update(recipients(customer))
+    return ids
+
+
+@transaction.atomic
+def recipients_to_notify(*, customer: Customer, reason: str, fields: Iterable[str] = ()) -> int:
+    """
+    Every third party that received the customer's data gets a "to notify" row for this
+    reason; an open row for the same third party and reason gains the new field names
+    instead of a second row. Returns how many third parties are to be notified.
+    """
+    third_party_ids = _recipient_ids(customer)
+    fields = list(fields)
+    for third_party_id in sorted(third_party_ids):
+        open_row = (
+            RecipientNotification.objects.select_for_update()
+            .filter(customer=customer, third_party_id=third_party_id, reason=reason, notified_at__isnull=True)
+            .first()
+        )
+        if open_row is None:
+            RecipientNotification.objects.create(
+                customer=customer, third_party_id=third_party_id, reason=reason, fields=sorted(set(fields))
+            )
+        elif not set(fields) <= set(open_row.fields):
+            open_row.fields = sorted(set(open_row.fields) | set(fields))
+            open_row.save(update_fields=["fields"])
+    return len(third_party_ids)
+
+
+@transaction.atomic
+def recipient_notifications_mark_notified(*, notifications: Iterable[RecipientNotification], staff_user) -> int:
+    """Staff told these third parties; returns how many were still open."""
+    ids = [n.pk for n in notifications]
+    return RecipientNotification.objects.filter(pk__in=ids, notified_at__isnull=True).update(
+        notified_at=timezone.now(), notified_by=staff_user
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Erasure (GDPR Art. 17)
+
+# Fields blanked on erasure; the first name becomes the marker, so every screen says so.
+ERASED_BLANK_FIELDS = [
+    "last_name",
+    "job_title",
+    "company",
+    "phone",
+    "address_line1",
+    "address_line2",
+    "city",
+    "region",
+    "postal_code",
+    "country",
+    "notes",
+    "signup_user_agent",
+]
+
+
+class AlreadyErased(ValidationError):
+    pass
+
+
+def customer_erase(
+    *, customer: Customer, staff_user: AbstractBaseUser, request: PrivacyRequest | None = None
+) -> CustomerErasure:
+    """
+    Erase a customer's personal data: every app's registered eraser runs first (the consent
+    ledger loses IP, user agent and note but keeps each decision and its time; deliveries keep
+    campaign and time; the address's hash joins the suppression list), then the customer's own
+    fields are blanked, the address replaced by a unique non-address, registrations lose the
+    licence key, corrections and audit entries lose their values. Third parties that received
+    the data are listed to notify. Only a privacy officer (customers.erase_customer) may do it.
+    """
+    if not staff_user.has_perm("customers.erase_customer"):
+        raise PermissionDenied("Only a privacy officer may erase a customer.")
+    if request is not None and (request.customer_id != customer.pk or request.kind != PrivacyRequest.Kind.ERASURE):
+        raise ValidationError("That request is not an erasure request of this customer.")
+    with transaction.atomic(), disable_auditlog():
+        locked = Customer.objects.select_for_update().get(pk=customer.pk)
+        if locked.erased_at is not None:
+            raise AlreadyErased(f"This customer was already erased on {locked.erased_at:%Y-%m-%d %H:%M}.")
+        original_email = locked.email
+        summary: dict[str, Any] = {}
+        for name, erase in registry.erasers().items():
+            result = erase(locked)
+            if result is not None:
+                summary[name] = result
+        summary["customers"] = _erase_own_records(locked)
+        summary["audit_entries_redacted"] = _redact_audit_trail(locked)
+        erasure = CustomerErasure.objects.create(
+            customer=locked,
+            address_hash=email_hash(original_email),
+            erased_at=locked.erased_at,
+            erased_by=staff_user,
+            privacy_request=request,
+            summary=summary,
+        )
+        summary["third_parties_to_notify"] = recipients_to_notify(
+            customer=locked, reason=RecipientNotification.Reason.ERASURE
+        )
+        erasure.summary = summary
+        erasure.save(update_fields=["summary"])
+        access_log_record(staff_user=staff_user, action=AccessLog.Action.ERASED, customer=locked)
+        if request is not None and request.status == PrivacyRequest.Status.OPEN:
+            privacy_request_close(privacy_request=request, staff_user=staff_user)
+    customer.refresh_from_db()
+    return erasure
+
+
+def _erase_own_records(customer: Customer) -> dict[str, int]:
+    now = timezone.now()
+    customer.email = f"erased-{uuid.uuid4().hex}@erased.invalid"
+    customer.first_name = ERASED_MARKER
+    for name in ERASED_BLANK_FIELDS:
+        setattr(customer, name, "")
+    customer.signup_ip = None
+    customer.erased_at = now
+    customer.save(update_fields=["email", "first_name", *ERASED_BLANK_FIELDS, "signup_ip", "erased_at", "updated_at"])
+    # Purchase records the law requires keep order reference, dates and product.
+    registrations = ProductRegistration.objects.filter(customer=customer).exclude(licence_key="")
+    corrections = CustomerChange.objects.filter(customer=customer).exclude(old_value="", new_value="")
+    requests = PrivacyRequest.objects.filter(customer=customer).exclude(details="")
+    return {
+        "licence_keys_removed": registrations.update(licence_key=""),
+        "corrections_blanked": corrections.update(old_value="", new_value=""),
+        "request_details_blanked": requests.update(details=ERASED_MARKER),
+    }
+
+
+def _redact_audit_trail(customer: Customer) -> int:
+    """
+    The audit log's old and new values of this customer's records are personal data too:
+    keep who changed which field and when, drop the values and the object's old name.
+    """
+    from auditlog.models import LogEntry as AuditEntry
+    from django.contrib.admin.models import LogEntry as AdminEntry
+    from django.contrib.contenttypes.models import ContentType
+
+    targets = [(Customer, [customer.pk])]
+    targets.append((ProductRegistration, list(customer.registrations.values_list("pk", flat=True))))
+    targets.append((PrivacyRequest, list(customer.privacy_requests.values_list("pk", flat=True))))
+    redacted = 0
+    for model, pks in targets:
+        if not pks:
+            continue
+        content_type = ContentType.objects.get_for_model(model)
+        object_pks = [str(pk) for pk in pks]
+        for entry in AuditEntry.objects.filter(content_type=content_type, object_pk__in=object_pks):
+            changes = entry.changes if isinstance(entry.changes, dict) else {}
+            entry.changes = {name: [ERASED_MARKER, ERASED_MARKER] for name in changes}
+            entry.changes_text = ""
+            entry.serialized_data = None
+            entry.additional_data = None
+            if model is Customer:
+                entry.object_repr = str(customer)
+            entry.save(update_fields=["changes", "changes_text", "serialized_data", "additional_data", "object_repr"])
+            redacted += 1
+        if model is Customer:
+            AdminEntry.objects.filter(content_type=content_type, object_id__in=object_pks).update(
+                object_repr=str(customer)[:200]
+            )
+    return redacted
+
+
+def customer_address_was_erased(email: str, *, erased_hashes: set[str] | None = None) -> bool:
+    """True when a customer with this address was erased (only the address's hash is kept)."""
+    digest = email_hash(email)
+    if erased_hashes is not None:
+        return digest in erased_hashes
+    return CustomerErasure.objects.filter(address_hash=digest).exists()
+
+
+def erased_address_hashes() -> set[str]:
+    """Every erased address's hash, for a file-sized check (erasures are few)."""
+    return set(CustomerErasure.objects.values_list("address_hash", flat=True))
+
+
+# ---------------------------------------------------------------------------------------
+# Retention of log data
+
+# Any constant unique to this job: two runs at once on PostgreSQL take turns on it.
+RETENTION_LOCK_KEY = 0x436F6E7344_01
+
+
+def retention_cutoff(now: datetime | None = None) -> datetime:
+    return (now or timezone.now()) - timedelta(days=settings.RETENTION_IP_DAYS)
+
+
+def retention_apply(*, now: datetime | None = None) -> RetentionRun | None:
+    """
+    Clear IP addresses and user agents recorded more than RETENTION_IP_DAYS ago, in every
+    app's registered step, and record the counts. Running it again changes nothing more.
+    On PostgreSQL a second run started while one is going returns None at once (advisory
+    lock); SQLite's write lock makes the second wait and then find nothing to do.
+    """
+    cutoff = retention_cutoff(now)
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [RETENTION_LOCK_KEY])
+                if not cursor.fetchone()[0]:
+                    return None
+        run = RetentionRun.objects.create(cutoff=cutoff)
+        counts = {
+            "customer_signups": _retention_clear_signups(cutoff),
+            "staff_audit_addresses": _retention_clear_staff_addresses(cutoff),
+        }
+        for name, step in registry.retention_steps().items():
+            counts[name] = step(cutoff)
+        run.counts = counts
+        run.finished_at = timezone.now()
+        run.save(update_fields=["counts", "finished_at"])
+    return run
+
+
+def _retention_clear_staff_addresses(cutoff: datetime) -> int:
+    """Staff sign-in and audit records keep who and when; their IP addresses go with the rest."""
+    from auditlog.models import LogEntry
+    from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+
+    cleared = LogEntry.objects.filter(timestamp__lt=cutoff, remote_addr__isnull=False).update(remote_addr=None)
+    for model, when in (
+        (AccessLog, "attempt_time"),
+        (AccessFailureLog, "attempt_time"),
+        (AccessAttempt, "attempt_time"),
+    ):
+        cleared += model.objects.filter(**{f"{when}__lt": cutoff}).delete()[0]
+    return cleared
+
+
+def _retention_clear_signups(cutoff: datetime) -> int:
+    stale = Customer.objects.filter(created_at__lt=cutoff).filter(Q(signup_ip__isnull=False) | ~Q(signup_user_agent=""))
+    return stale.update(signup_ip=None, signup_user_agent="")

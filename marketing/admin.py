@@ -1,0 +1,355 @@
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from customers.admin import ReadOnlyAdmin
+from customers.models import Customer
+
+from . import exports, services
+from .models import Campaign, CampaignAction, Delivery, ExportLog, Suppression
+from .rendering import PLACEHOLDERS
+
+EDITABLE_FIELDS = [
+    "name",
+    "purpose",
+    "subject",
+    "text_body",
+    "html_body",
+    "from_email",
+    "reply_to",
+    "filter_country",
+    "filter_language",
+    "filter_product",
+    "scheduled_at",
+]
+
+
+class ScheduleForm(forms.Form):
+    send_at = forms.DateTimeField(
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
+        help_text="Leave empty to send now.",
+    )
+
+
+class CampaignActionInline(admin.TabularInline):
+    model = CampaignAction
+    extra = 0
+    can_delete = False
+    fields = ["at", "action", "staff_user", "note"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Campaign)
+class CampaignAdmin(admin.ModelAdmin):
+    list_display = ["name", "purpose", "status", "scheduled_at", "progress"]
+    list_filter = ["status", "purpose"]
+    list_select_related = ["purpose"]
+    search_fields = ["name", "subject"]
+    autocomplete_fields = ["filter_product"]
+    inlines = [CampaignActionInline]
+    change_form_template = "admin/marketing/campaign/change_form.html"
+    fieldsets = [
+        (None, {"fields": ["name", "purpose", "status"]}),
+        (
+            "Message",
+            {
+                "fields": ["subject", "text_body", "html_body", "from_email", "reply_to"],
+                "description": "Placeholders: "
+                + ", ".join(f"{{{{ {name} }}}} ({label})" for name, label in PLACEHOLDERS.items())
+                + '. A fallback: {{ first_name|default:"there" }}. Nothing else is allowed; the footer '
+                "(why they receive it, unsubscribe and preference links, postal address) is added to every message.",
+            },
+        ),
+        ("Audience", {"fields": ["filter_country", "filter_language", "filter_product"]}),
+        ("Sending", {"fields": ["scheduled_at", "created_by", "scheduled_by", "dispatched_at", "finished_at"]}),
+    ]
+
+    def get_readonly_fields(self, request, obj=None):
+        fixed = ["status", "created_by", "scheduled_by", "dispatched_at", "finished_at"]
+        if obj is not None and not obj.is_editable:
+            return fixed + EDITABLE_FIELDS
+        return fixed
+
+    @admin.display(description="progress")
+    def progress(self, obj: Campaign):
+        if obj.status in (Campaign.Status.DRAFT, Campaign.Status.SCHEDULED):
+            return "–"
+        counts = services.campaign_status_counts(obj)
+        total = sum(counts.values())
+        done = total - counts["queued"] - counts["sending"]
+        return format_html('<progress max="{}" value="{}"></progress> {}/{}', total or 1, done, done, total)
+
+    def save_model(self, request, obj, form, change):
+        if change and not form.changed_data:
+            return  # a scheduled or sent campaign shows read-only fields: nothing to save
+        try:
+            services.campaign_save_draft(campaign=obj, user=request.user)
+        except ValidationError as refused:
+            # Scheduled by someone else since the form was opened: keep their version.
+            self.message_user(request, " ".join(refused.messages), messages.ERROR)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and not obj.is_editable:
+            context.update({"show_save": False, "show_save_and_continue": False, "show_save_and_add_another": False})
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("<int:pk>/action/<str:action>/", wrap(self.action_view), name="marketing_campaign_action"),
+            path("<int:pk>/preview/", wrap(self.preview_view), name="marketing_campaign_preview"),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = extra_context or {}
+        campaign = self.get_object(request, object_id)
+        if campaign is not None:
+            counts = services.campaign_status_counts(campaign)
+            total = sum(counts.values())
+            done = total - counts["queued"] - counts["sending"]
+            extra_context.update(
+                {
+                    "counts": counts,
+                    "total": total,
+                    "done": done,
+                    "percent": round(100 * done / total) if total else 0,
+                    "audience_size": services.audience_size(campaign)
+                    if campaign.status in (Campaign.Status.DRAFT, Campaign.Status.SCHEDULED)
+                    else None,
+                    "schedule_form": ScheduleForm(),
+                    "can_change": self.has_change_permission(request, campaign),
+                    "is_sending": campaign.status == Campaign.Status.SENDING,
+                }
+            )
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def action_view(self, request: HttpRequest, pk: int, action: str) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        campaign = get_object_or_404(Campaign, pk=pk)
+        if not self.has_change_permission(request, campaign):
+            raise PermissionDenied
+        back = reverse("admin:marketing_campaign_change", args=[pk])
+        try:
+            if action == "schedule":
+                form = ScheduleForm(request.POST)
+                if not form.is_valid():
+                    raise ValidationError(form.errors.as_text())
+                services.campaign_schedule(campaign=campaign, user=request.user, at=form.cleaned_data["send_at"])
+                note = f"Scheduled for {timezone.localtime(campaign.scheduled_at):%Y-%m-%d %H:%M}."
+                if campaign.scheduled_at <= timezone.now():
+                    note += " That time has come: sending starts now."
+            elif action == "pause":
+                services.campaign_pause(campaign=campaign, user=request.user)
+                note = "Paused: no new messages are claimed. Resume continues with the queued ones."
+            elif action == "resume":
+                services.campaign_resume(campaign=campaign, user=request.user)
+                note = "Resumed with the messages still queued."
+            elif action == "cancel":
+                services.campaign_cancel(campaign=campaign, user=request.user)
+                note = "Cancelled: queued messages are skipped."
+            elif action == "test":
+                # Only staff who may see customer records may fill a test with a real customer's data.
+                lookup = request.POST.get("customer", "") if request.user.has_perm("customers.view_customer") else ""
+                customer = _find_customer(lookup)
+                message = services.campaign_send_test(campaign=campaign, user=request.user, customer=customer)
+                note = f"Test sent to {message.recipient} (no delivery recorded)."
+            else:
+                raise ValidationError(f"Unknown action “{action}”.")
+        except ValidationError as error:
+            self.message_user(request, " ".join(error.messages), messages.ERROR)
+        else:
+            self.message_user(request, note, messages.SUCCESS)
+        return HttpResponseRedirect(back)
+
+    def preview_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        campaign = get_object_or_404(Campaign.objects.select_related("purpose"), pk=pk)
+        if not self.has_view_permission(request, campaign):
+            raise PermissionDenied
+        can_view_customers = request.user.has_perm("customers.view_customer")
+        # Staff who may not see customer records preview with the sample customer only: a
+        # real customer's message would show their name, address and company.
+        query = request.GET.get("customer", "").strip() if can_view_customers else ""
+        customer = _find_customer(query) if query else None
+        error = ""
+        preview = None
+        if query and customer is None:
+            error = "No customer with that email address or public ID."
+        if customer is None:
+            customer = Customer(
+                first_name="Ada", last_name="Lovelace", company="Analytical Engines Ltd", email="ada@example.com"
+            )
+        try:
+            preview = services.campaign_preview(campaign=campaign, customer=customer)
+        except ValidationError as refused:
+            error = " ".join(refused.messages)
+        except ValueError as refused:
+            error = str(refused)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": campaign,
+            "title": f"Preview: {campaign.name}",
+            "preview": preview,
+            "query": query,
+            "error": error,
+            "customer": customer,
+            "can_view_addresses": can_view_customers,
+        }
+        return TemplateResponse(request, "admin/marketing/campaign/preview.html", context)
+
+
+def _find_customer(query: str) -> Customer | None:
+    query = query.strip()
+    if not query:
+        return None
+    if "@" in query:
+        return Customer.objects.by_email(query).not_erased().first()
+    try:
+        return Customer.objects.not_erased().filter(public_id=query).first()
+    except ValidationError:
+        return None
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(ReadOnlyAdmin):
+    list_filter = ["status", "skip_reason", "campaign"]
+    list_select_related = ["campaign", "customer"]
+    show_full_result_count = False
+    detail_fields = [
+        "status",
+        "skip_reason",
+        "attempts",
+        "claimed_at",
+        "next_attempt_at",
+        "sent_at",
+        "message_id",
+        "last_error",
+    ]
+
+    # The ModelAdmin is shared by every request: choose the column per request, keep no state.
+    def _recipient_field(self, request) -> str:
+        return "recipient" if request.user.has_perm("customers.view_customer") else "recipient_without_address"
+
+    def get_list_display(self, request):
+        return ["campaign", self._recipient_field(request), "status", "skip_reason", "attempts", "sent_at"]
+
+    def get_fields(self, request, obj=None):
+        return ["campaign", self._recipient_field(request), *self.detail_fields]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.get_fields(request, obj)
+
+    def get_search_fields(self, request):
+        # Searching by address would reveal addresses to staff who may not see them.
+        if request.user.has_perm("customers.view_customer"):
+            return ["campaign__name", "=customer__email"]
+        return ["campaign__name"]
+
+    @admin.display(description="recipient")
+    def recipient(self, obj: Delivery) -> str:
+        return str(obj.customer)
+
+    @admin.display(description="recipient")
+    def recipient_without_address(self, obj: Delivery) -> str:
+        return f"customer {obj.customer.public_id}"
+
+
+class SuppressionForm(forms.ModelForm):
+    email = forms.EmailField(help_text="Only a hash of the normalised address is stored.")
+
+    class Meta:
+        model = Suppression
+        fields = ["email", "reason", "note"]
+
+
+@admin.register(Suppression)
+class SuppressionAdmin(admin.ModelAdmin):
+    list_display = ["address_hash", "reason", "created_at", "created_by"]
+    list_filter = ["reason"]
+    search_fields = ["=address_hash"]
+    form = SuppressionForm
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["email", "reason", "note"]
+        return ["address_hash", "reason", "note", "created_at", "created_by"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else ["address_hash", "reason", "note", "created_at", "created_by"]
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is not None:
+            kwargs["form"] = forms.ModelForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_search_results(self, request, queryset, search_term):
+        # Staff search by address: compare hashes, never store or show the address.
+        if "@" in search_term:
+            from customers.models import email_hash
+
+            return queryset.filter(address_hash=email_hash(search_term)), False
+        return super().get_search_results(request, queryset, search_term)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return
+        created = services.suppression_add(
+            email=form.cleaned_data["email"],
+            reason=form.cleaned_data["reason"],
+            user=request.user,
+            note=form.cleaned_data.get("note", ""),
+        )
+        obj.pk = created.pk
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(ExportLog)
+class ExportLogAdmin(ReadOnlyAdmin):
+    list_display = ["exported_at", "kind", "exported_by", "row_count"]
+    list_filter = ["kind"]
+    list_select_related = ["exported_by"]
+    change_list_template = "admin/marketing/exportlog/change_list.html"
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("download/<str:kind>/", wrap(self.download_view), name="marketing_exportlog_download"),
+            *super().get_urls(),
+        ]
+
+    def download_view(self, request: HttpRequest, kind: str) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseRedirect(reverse("admin:marketing_exportlog_changelist"))
+        if kind == ExportLog.Kind.CALL_LIST and request.user.has_perm("marketing.export_call_list"):
+            filename, content = exports.call_list_export(user=request.user)
+        elif kind == ExportLog.Kind.INTERNAL_ANALYSIS and request.user.has_perm("marketing.export_internal_analysis"):
+            filename, content = exports.internal_analysis_export(user=request.user)
+        else:
+            raise PermissionDenied
+        response = HttpResponse(content, content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "can_export_call_list": request.user.has_perm("marketing.export_call_list"),
+            "can_export_analysis": request.user.has_perm("marketing.export_internal_analysis"),
+        }
+        return super().changelist_view(request, extra_context)

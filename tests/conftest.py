@@ -1,0 +1,56 @@
+import os
+import socket
+from urllib.parse import urlparse
+
+import pytest
+from django.conf import settings
+
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+
+
+def pytest_configure(config):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    # Sign-in lockout is tested on its own (tests/test_staff_security.py); elsewhere it would
+    # refuse the test client's login(), which carries no request.
+    settings.AXES_ENABLED = False
+
+
+def _redis_reachable() -> bool:
+    url = settings.CELERY_BROKER_URL
+    if not url.startswith("redis://"):
+        return False
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 6379), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def pytest_collection_modifyitems(config, items):
+    on_postgres = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    redis_ok = _redis_reachable()
+    for item in items:
+        if "postgres" in item.keywords and not on_postgres and not REQUIRE_SERVICES:
+            item.add_marker(pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL=postgres://..."))
+        if "redis" in item.keywords and not redis_ok:
+            reason = f"needs Redis: set CELERY_BROKER_URL=redis://... (now {settings.CELERY_BROKER_URL})"
+            if not REQUIRE_SERVICES:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(autouse=True)
+def _services_required(request):
+    """With REQUIRE_SERVICES=1 a test that needs an unreachable service fails instead of skipping."""
+    if not REQUIRE_SERVICES:
+        return
+    if "postgres" in request.keywords and settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        pytest.fail("REQUIRE_SERVICES=1 but DATABASE_URL does not point at PostgreSQL")
+    if "redis" in request.keywords and not _redis_reachable():
+        pytest.fail(f"REQUIRE_SERVICES=1 but Redis is unreachable at {settings.CELERY_BROKER_URL}")

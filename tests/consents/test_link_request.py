@@ -1,0 +1,107 @@
+import re
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+from django.utils import timezone
+
+from consents.tokens import customer_from_preference_token
+from tests.factories import CustomerFactory
+
+pytestmark = pytest.mark.django_db
+
+URL = "/preferences/"
+
+
+def _visible(response, email: str) -> str:
+    """The page as a visitor sees it, without the per-request CSRF token and the echoed address."""
+    html = response.content.decode()
+    html = re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", html)
+    return html.replace(email, "ADDRESS")
+
+
+def test_the_link_request_page_asks_for_an_address(client):
+    response = client.get(URL)
+    assert response.status_code == 200
+    assert 'type="email"' in response.content.decode()
+    assert "Email me my link" in response.content.decode()
+
+
+def test_a_known_and_an_unknown_address_get_the_same_answer_in_the_same_way(
+    client, purposes, django_assert_num_queries, django_capture_on_commit_callbacks
+):
+    # given Ada is a customer and nobody has the other address
+    CustomerFactory(email="ada@example.com")
+
+    # when both ask for a link
+    with django_assert_num_queries(0), django_capture_on_commit_callbacks() as known_callbacks:
+        known = client.post(URL, {"email": "ada@example.com"})
+    with django_assert_num_queries(0), django_capture_on_commit_callbacks() as unknown_callbacks:
+        unknown = client.post(URL, {"email": "nobody@example.com"})
+
+    # then the answers are identical, and the request does the same work (no lookup at all:
+    # the task looks the address up later), so neither its text nor its timing tells
+    assert known.status_code == unknown.status_code == 200
+    assert _visible(known, "ada@example.com") == _visible(unknown, "nobody@example.com")
+    assert "If <strong>ada@example.com</strong> is on file" in known.content.decode()
+    assert len(known_callbacks) == len(unknown_callbacks) == 1
+
+
+def test_only_the_known_address_receives_a_working_link(
+    client, purposes, eager_celery, django_capture_on_commit_callbacks
+):
+    ada = CustomerFactory(email="ada@example.com", first_name="Ada")
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(URL, {"email": "ADA@Example.com "})
+        client.post(URL, {"email": "nobody@example.com"})
+
+    assert [m.to for m in mail.outbox] == [["ada@example.com"]]
+    message = mail.outbox[0]
+    assert "Hello Ada" in message.body
+    link = re.search(r"http://\S+/preferences/(\S+)/", message.body)
+    assert link is not None
+    assert customer_from_preference_token(link.group(1)) == ada
+    assert client.get(link.group(0)).status_code == 200
+
+
+def test_an_erased_customer_gets_no_link(client, purposes, eager_celery, django_capture_on_commit_callbacks):
+    CustomerFactory(email="gone@example.com", erased_at=timezone.now())
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(URL, {"email": "gone@example.com"})
+    assert response.status_code == 200
+    assert mail.outbox == []
+
+
+def test_a_malformed_address_is_refused_with_a_message_and_kept(client):
+    response = client.post(URL, {"email": "ada at example"})
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "Enter a valid email address" in html
+    assert 'value="ada at example"' in html
+
+
+def test_too_many_requests_from_one_ip_address_answer_429(client, settings):
+    settings.PREFERENCE_LINK_LIMIT_PER_IP = 3
+    settings.PREFERENCE_LINK_LIMIT_PER_EMAIL = 100
+    answers = [client.post(URL, {"email": f"person{n}@example.com"}).status_code for n in range(4)]
+    assert answers == [200, 200, 200, 429]
+    limited = client.post(URL, {"email": "someone@example.com"}, REMOTE_ADDR="127.0.0.1")
+    assert limited.status_code == 429
+    assert "Too many requests" in limited.content.decode()
+    assert int(limited["Retry-After"]) > 0
+    # another client is not affected
+    assert client.post(URL, {"email": "else@example.com"}, REMOTE_ADDR="203.0.113.9").status_code == 200
+
+
+def test_too_many_requests_for_one_address_answer_429_from_any_ip_address(client, settings):
+    settings.PREFERENCE_LINK_LIMIT_PER_IP = 100
+    settings.PREFERENCE_LINK_LIMIT_PER_EMAIL = 2
+    answers = [
+        client.post(URL, {"email": "Ada@example.com"}, REMOTE_ADDR=f"203.0.113.{n}").status_code for n in range(3)
+    ]
+    assert answers == [200, 200, 429]
+    assert client.post(URL, {"email": "grace@example.com"}, REMOTE_ADDR="203.0.113.50").status_code == 200
+
+
+def test_the_link_request_url_is_named(client):
+    assert reverse("consents:request_link") == URL

@@ -1,0 +1,127 @@
+"""The preference page: choices per purpose, the ledger events they record, and the policy text."""
+
+import pytest
+
+from consents.models import ConsentEvent, PolicyVersion, Source
+from consents.tokens import make_preference_token
+from tests.consents.people import customer_with_choices
+
+pytestmark = pytest.mark.django_db
+
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64) Chromium/130"
+
+
+@pytest.fixture
+def ada(purposes):
+    """Ada takes the newsletter, said no to promotions, and was never asked about the rest."""
+    return customer_with_choices("ada@example.com", granted=["newsletter"], withdrawn=["promotions"])
+
+
+def page_url(customer) -> str:
+    return f"/preferences/{make_preference_token(customer)}/"
+
+
+def states(customer) -> dict[str, bool]:
+    return {c.purpose.code: c.granted for c in customer.consents.select_related("purpose")}
+
+
+def test_the_page_shows_each_purpose_with_its_wording_and_current_state(client, ada, purposes):
+    html = client.get(page_url(ada)).content.decode()
+    for purpose in purposes.values():
+        assert purpose.name in html
+        assert purpose.wording in html
+    assert html.count("Now: you agreed on") == 1
+    assert html.count("Now: you said no on") == 1
+    assert html.count("Now: you have not been asked yet.") == 2
+    assert 'name="purpose_newsletter"' in html
+    assert 'id="id_purpose_newsletter"' in html and 'for="id_purpose_newsletter"' in html
+
+
+def test_the_boxes_start_ticked_for_what_the_customer_agreed_to(client, ada):
+    html = client.get(page_url(ada)).content.decode()
+    newsletter = html.split('name="purpose_newsletter"')[1].split(">")[0]
+    promotions = html.split('name="purpose_promotions"')[1].split(">")[0]
+    assert "checked" in newsletter
+    assert "checked" not in promotions
+
+
+def test_every_form_on_the_page_carries_a_csrf_token(client, ada):
+    html = client.get(page_url(ada)).content.decode()
+    assert html.count('method="post"') == html.count("csrfmiddlewaretoken") > 0
+
+
+def test_saving_records_exactly_the_changed_purposes_with_the_proof(client, ada, purposes):
+    # given Ada's consent history so far
+    before = ConsentEvent.objects.count()
+    policy = PolicyVersion.objects.current()
+
+    # when she withdraws the newsletter, agrees to promotions and market research, and leaves
+    # internal analysis unticked (never asked: leaving it unticked is not a decision)
+    response = client.post(
+        page_url(ada),
+        {"purpose_promotions": "on", "purpose_market_research": "on"},
+        REMOTE_ADDR="203.0.113.7",
+        HTTP_USER_AGENT=BROWSER,
+    )
+
+    # then she is sent back to her page with a confirmation
+    assert response.status_code == 302
+    page = client.get(response["Location"]).content.decode()
+    assert "Your choices are saved" in page
+    assert "you no longer agree to: Newsletter" in page
+
+    # and exactly three events were recorded, each with its proof
+    events = list(ConsentEvent.objects.order_by("id")[before:])
+    assert sorted((e.purpose.code, e.granted) for e in events) == [
+        ("market_research", True),
+        ("newsletter", False),
+        ("promotions", True),
+    ]
+    for event in events:
+        assert event.source == Source.PREFERENCE_PAGE
+        assert event.ip_address == "203.0.113.7"
+        assert event.user_agent == BROWSER
+        assert event.policy_version == policy
+        assert event.wording == purposes[event.purpose.code].wording
+    assert states(ada) == {"newsletter": False, "promotions": True, "market_research": True}
+
+
+def test_saving_the_same_choices_again_records_nothing(client, ada):
+    before = ConsentEvent.objects.count()
+    response = client.post(page_url(ada), {"purpose_newsletter": "on"})
+    assert response.status_code == 302
+    assert ConsentEvent.objects.count() == before
+    assert "Nothing changed" in client.get(response["Location"]).content.decode()
+
+
+def test_unsubscribe_from_all_marketing_withdraws_every_marketing_purpose(client, purposes):
+    grace = customer_with_choices("grace@example.com", granted=["newsletter", "market_research", "internal_analysis"])
+    response = client.post(page_url(grace) + "unsubscribe-all/", HTTP_USER_AGENT=BROWSER)
+    assert response.status_code == 302
+    # every marketing purpose is now "no" (promotions, never asked, too: she said no to all);
+    # internal analysis is not marketing and is left as it was
+    assert states(grace) == {
+        "newsletter": False,
+        "market_research": False,
+        "promotions": False,
+        "internal_analysis": True,
+    }
+    withdrawals = ConsentEvent.objects.filter(customer=grace, granted=False)
+    assert {e.source for e in withdrawals} == {Source.PREFERENCE_PAGE}
+    assert {e.user_agent for e in withdrawals} == {BROWSER}
+
+
+def test_unsubscribe_from_all_needs_a_post(client, ada):
+    assert client.get(page_url(ada) + "unsubscribe-all/").status_code == 405
+    assert states(ada)["newsletter"] is True
+
+
+def test_the_page_links_to_the_current_policy_text(client, ada):
+    PolicyVersion.objects.create(version="2.0", effective_at="2025-06-01T00:00:00Z", text="Version two text.")
+    html = client.get(page_url(ada)).content.decode()
+    assert 'href="/preferences/policy/"' in html
+    assert "version 2.0" in html
+    policy = client.get("/preferences/policy/")
+    assert policy.status_code == 200
+    assert "Version two text." in policy.content.decode()
+    assert "Version 2.0" in policy.content.decode()

@@ -1,0 +1,184 @@
+import pytest
+from django.contrib.auth.models import Permission
+from django.core import mail
+from django.test import Client
+
+from marketing import services
+from marketing.models import Campaign, CampaignAction, Delivery, ExportLog
+
+from .helpers import customer_who_consents, purpose
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client(client, staff_user):
+    client.force_login(staff_user)
+    return client
+
+
+@pytest.fixture
+def marketer(django_user_model):
+    """Marketing staff who may run campaigns but not look customers up."""
+    user = django_user_model.objects.create_user("mia", "mia@example.com", "correct horse battery", is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(content_type__app_label="marketing", codename__startswith="view_")
+        | Permission.objects.filter(codename__in=["change_campaign", "add_campaign"])
+    )
+    return user
+
+
+def test_a_draft_with_a_broken_template_is_refused_with_the_error_and_not_saved(admin_client, purposes):
+    response = admin_client.post(
+        "/admin/marketing/campaign/add/",
+        {
+            "name": "Leaky",
+            "purpose": purpose("newsletter").pk,
+            "subject": "Hi {{ first_name }}",
+            "text_body": "{{ settings.SECRET_KEY }}",
+            "html_body": "",
+            "from_email": "news@example.com",
+            "reply_to": "",
+            "actions-TOTAL_FORMS": "0",
+            "actions-INITIAL_FORMS": "0",
+        },
+    )
+    assert response.status_code == 200
+    assert "{{ settings.SECRET_KEY }}” is not allowed" in response.content.decode()
+    assert not Campaign.objects.exists()
+
+
+def test_staff_see_the_audience_preview_a_customer_and_send_a_test_to_themselves(
+    admin_client, make_campaign, staff_user, settings
+):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    customer_who_consents(email="ada@example.com", first_name="Ada")
+    customer_who_consents(email="grace@example.com", first_name="Grace")
+    campaign = make_campaign()
+
+    page = admin_client.get(f"/admin/marketing/campaign/{campaign.pk}/change/").content.decode()
+    assert "Audience now:</strong> 2 customers" in page
+
+    preview = admin_client.get(f"/admin/marketing/campaign/{campaign.pk}/preview/?customer=grace@example.com")
+    assert "Spring news for Grace" in preview.content.decode()
+
+    response = admin_client.post(f"/admin/marketing/campaign/{campaign.pk}/action/test/")
+    assert response.status_code == 302
+    assert len(mail.outbox) == 1
+    assert mail.outbox[0].to == ["marketer@example.com"]
+    assert mail.outbox[0].subject == "[TEST] Spring news for Test"
+    assert not Delivery.objects.exists()
+    assert CampaignAction.objects.filter(action="test_sent", staff_user=staff_user).exists()
+
+
+def test_schedule_and_pause_from_admin_record_the_staff_user_and_show_progress(
+    admin_client, make_campaign, staff_user, django_capture_on_commit_callbacks
+):
+    customer_who_consents(email="ada@example.com")
+    campaign = make_campaign()
+
+    with django_capture_on_commit_callbacks(execute=False):
+        admin_client.post(f"/admin/marketing/campaign/{campaign.pk}/action/schedule/", {"send_at": "2099-01-01T09:00"})
+    campaign.refresh_from_db()
+    assert (campaign.status, campaign.scheduled_by) == (Campaign.Status.SCHEDULED, staff_user)
+    assert campaign.scheduled_at.year == 2099
+
+    admin_client.post(f"/admin/marketing/campaign/{campaign.pk}/action/pause/")
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.PAUSED
+    assert list(campaign.actions.values_list("action", "staff_user")) == [
+        ("paused", staff_user.pk),
+        ("scheduled", staff_user.pk),
+    ]
+    # A GET never changes anything.
+    assert admin_client.get(f"/admin/marketing/campaign/{campaign.pk}/action/resume/").status_code == 405
+
+
+def test_the_campaign_page_shows_counts_per_status_and_a_progress_bar(admin_client, make_campaign, staff_user):
+    customer_who_consents(email="ada@example.com")
+    customer_who_consents(email="grace@example.com")
+    campaign = make_campaign()
+    services.campaign_schedule(campaign=campaign, user=staff_user)
+    services.campaigns_dispatch_due()
+    Delivery.objects.filter(pk=Delivery.objects.first().pk).update(status="sent")
+
+    page = admin_client.get(f"/admin/marketing/campaign/{campaign.pk}/change/").content.decode()
+    assert '<progress max="2" value="1"' in page
+    assert "<td>1</td><td>0</td><td>1</td><td>0</td><td>0</td><td>0</td>" in page
+
+
+def test_marketing_staff_without_customer_access_do_not_see_addresses_in_the_delivery_list(
+    admin_client, marketer, make_campaign, staff_user
+):
+    ada = customer_who_consents(email="ada@example.com")
+    campaign = make_campaign()
+    services.campaign_schedule(campaign=campaign, user=staff_user)
+    services.campaigns_dispatch_due()
+
+    client = Client()
+    client.force_login(marketer)
+    page = client.get("/admin/marketing/delivery/").content.decode()
+    assert "ada@example.com" not in page
+    assert str(ada.public_id) in page
+    assert "ada@example.com" in admin_client.get("/admin/marketing/delivery/").content.decode()
+
+
+def test_exports_download_from_admin_and_are_logged_with_who(admin_client, staff_user, purposes):
+    customer_who_consents("market_research", first_name="Ada")
+    response = admin_client.post("/admin/marketing/exportlog/download/call_list/")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    assert "Ada" in response.content.decode()
+    assert ExportLog.objects.get().exported_by == staff_user
+
+
+def test_staff_without_the_export_permission_cannot_download(client, marketer, purposes):
+    client.force_login(marketer)
+    assert client.post("/admin/marketing/exportlog/download/call_list/").status_code == 403
+
+
+def test_staff_suppress_an_address_in_admin_and_only_its_hash_is_kept(admin_client, staff_user, purposes):
+    response = admin_client.post(
+        "/admin/marketing/suppression/add/", {"email": " Ada@Example.com", "reason": "staff", "note": "asked by phone"}
+    )
+    assert response.status_code == 302
+    from customers.models import email_hash
+    from marketing.models import Suppression
+
+    suppression = Suppression.objects.get()
+    assert (suppression.address_hash, suppression.created_by) == (email_hash("ada@example.com"), staff_user)
+    found = admin_client.get("/admin/marketing/suppression/?q=ada@example.com").content.decode()
+    assert suppression.address_hash in found
+    assert "ada@example.com" not in found.replace('value="ada@example.com"', "")
+
+
+def test_a_delivery_page_opens_for_both_kinds_of_staff(admin_client, marketer, make_campaign, staff_user):
+    customer_who_consents(email="ada@example.com")
+    campaign = make_campaign()
+    services.campaign_schedule(campaign=campaign, user=staff_user)
+    services.campaigns_dispatch_due()
+    delivery = Delivery.objects.get()
+    assert "ada@example.com" in admin_client.get(f"/admin/marketing/delivery/{delivery.pk}/change/").content.decode()
+    client = Client()
+    client.force_login(marketer)
+    page = client.get(f"/admin/marketing/delivery/{delivery.pk}/change/")
+    assert page.status_code == 200
+    assert "ada@example.com" not in page.content.decode()
+
+
+def test_a_sending_campaign_cannot_be_edited_and_a_stale_form_loses_nothing(admin_client, make_campaign, staff_user):
+    campaign = make_campaign()
+    page = admin_client.get(f"/admin/marketing/campaign/{campaign.pk}/change/").content.decode()
+    assert 'name="_save"' in page
+    services.campaign_schedule(campaign=campaign, user=staff_user, at=campaign.created_at.replace(year=2099))
+
+    page = admin_client.get(f"/admin/marketing/campaign/{campaign.pk}/change/").content.decode()
+    assert 'name="_save"' not in page
+    response = admin_client.post(
+        f"/admin/marketing/campaign/{campaign.pk}/change/",
+        {"actions-TOTAL_FORMS": "0", "actions-INITIAL_FORMS": "0"},
+    )
+    assert response.status_code == 302
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.SCHEDULED
+    assert campaign.subject == 'Spring news for {{ first_name|default:"you" }}'

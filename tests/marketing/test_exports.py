@@ -1,0 +1,82 @@
+import csv
+import io
+
+import pytest
+from django.utils import timezone
+
+from customers.services import customer_export
+from marketing import exports, services
+from marketing.models import Delivery, ExportLog, Suppression
+from tests.factories import CustomerFactory, RegistrationFactory
+
+from .helpers import customer_who_consents, customer_who_withdrew
+
+pytestmark = pytest.mark.django_db
+
+
+def rows(content: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(content)))
+
+
+def test_the_call_list_holds_only_customers_consenting_to_market_research_and_is_logged(purposes, staff_user):
+    customer_who_consents(
+        "market_research", first_name="Ada", last_name="Lovelace", phone="+442079460958", city="London"
+    )
+    customer_who_withdrew("market_research", first_name="Bob")
+    customer_who_consents("newsletter", first_name="Carol")
+    CustomerFactory(first_name="Dan")  # never asked
+    erased = customer_who_consents("market_research", first_name="Erin")
+    erased.erased_at = timezone.now()
+    erased.save()
+    customer_who_consents("market_research", first_name='=HYPERLINK("http://evil")', last_name="Mallory")
+
+    filename, content = exports.call_list_export(user=staff_user)
+
+    listed = rows(content)
+    assert [r["first_name"] for r in listed] == ["Ada", '\'=HYPERLINK("http://evil")']
+    assert listed[0]["phone"] == "+442079460958"
+    assert listed[0]["city"] == "London"
+    assert "email" not in listed[0]
+    assert filename.startswith("market-research-call-list-")
+    log = ExportLog.objects.get()
+    assert (log.kind, log.exported_by, log.row_count) == ("call_list", staff_user, 2)
+
+
+def test_internal_analysis_holds_only_consenting_customers_under_a_stable_pseudonym(purposes, staff_user):
+    ada = customer_who_consents("internal_analysis", email="ada@example.com", country="DE", currency="EUR")
+    bob = customer_who_withdrew("internal_analysis", email="bob@example.com")
+    carol = CustomerFactory(email="carol@example.com")
+    for customer in (ada, ada, bob, carol):
+        RegistrationFactory(customer=customer)
+
+    _, first = exports.internal_analysis_export(user=staff_user)
+    _, second = exports.internal_analysis_export(user=staff_user)
+
+    listed = rows(first)
+    assert len(listed) == 2
+    assert {r["customer"] for r in listed} == {exports.pseudonym(ada.public_id)}
+    assert listed[0]["customer"] not in (str(ada.public_id), str(ada.pk), ada.email)
+    assert (listed[0]["country"], listed[0]["currency"], listed[0]["reseller"]) == ("DE", "EUR", "Paddle")
+    assert rows(second)[0]["customer"] == listed[0]["customer"]  # stable across exports
+    assert "ada@example.com" not in first
+    assert ExportLog.objects.filter(kind="internal_analysis").count() == 2
+
+
+def test_the_data_export_lists_emails_sent_and_erasure_keeps_campaign_and_time_only(
+    smtp, make_campaign, staff_user, eager_celery
+):
+    ada = customer_who_consents(email="ada@example.com")
+    campaign = make_campaign(subject="Spring news")
+    services.campaign_schedule(campaign=campaign, user=staff_user)
+    services.campaigns_dispatch_due()
+    services.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=services.LAST_ID)
+
+    section = customer_export(customer=ada)["marketing_emails"]
+    assert [(s["campaign"], s["subject"]) for s in section] == [("Spring newsletter", "Spring news")]
+    assert section[0]["sent_at"]
+
+    exports.erase_customer(ada)
+    delivery = Delivery.objects.get(customer=ada)
+    assert (delivery.campaign, delivery.message_id, delivery.last_error) == (campaign, "", "")
+    assert delivery.sent_at is not None
+    assert Suppression.objects.get().reason == Suppression.Reason.ERASURE

@@ -1,0 +1,133 @@
+"""
+The parts that need the real services: a Celery worker on the Redis broker, the shared send
+rate in Redis, and PostgreSQL's row locks between concurrent dispatchers and batches.
+"""
+
+import threading
+import time
+import uuid
+
+import pytest
+from django.db import connection, transaction
+
+from consents.models import Source
+from consents.services import consent_withdraw
+from marketing import services, sql
+from marketing.models import Campaign, Delivery
+from marketing.ratelimit import RedisRateLimiter
+
+from .helpers import customer_who_consents, purpose
+
+
+def wait_for(condition, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_sends_a_scheduled_campaign_once_to_each_consenting_customer(
+    smtp, make_campaign, staff_user, settings, celery_worker_thread
+):
+    settings.MARKETING_BATCH_SIZE = 2
+    readers = [customer_who_consents(email=f"reader{n}@example.com") for n in range(5)]
+    withdrew = customer_who_consents(email="withdrew@example.com")
+    campaign = make_campaign()
+    consent_withdraw(customer=withdrew, purpose=purpose("newsletter"), source=Source.PREFERENCE_PAGE)
+
+    services.campaign_schedule(campaign=campaign, user=staff_user)  # dispatched at once, after commit
+
+    assert wait_for(lambda: Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.SENT)
+    assert smtp.handler.recipients() == sorted(r.email for r in readers)
+    # A beat tick later, and a batch the broker hands out again, send nothing more.
+    from marketing.tasks import campaigns_tick, send_batch
+
+    campaigns_tick.delay()
+    send_batch.delay(campaign.pk, 0, services.LAST_ID)
+    time.sleep(2)
+    assert len(smtp.handler.messages) == 5
+    assert Delivery.objects.filter(campaign=campaign, status="sent").count() == 5
+
+
+@pytest.mark.redis
+def test_the_send_rate_holds_across_workers_through_redis(settings):
+    prefix = f"test:send-rate:{uuid.uuid4()}"
+    workers = [RedisRateLimiter(settings.CELERY_BROKER_URL, 5, key_prefix=prefix) for _ in range(2)]
+    stamps: list[float] = []
+    lock = threading.Lock()
+
+    def send(limiter):
+        for _ in range(8):
+            limiter.acquire()
+            with lock:
+                stamps.append(time.time())
+
+    threads = [threading.Thread(target=send, args=(w,)) for w in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    per_second: dict[int, int] = {}
+    for stamp in stamps:
+        per_second[int(stamp)] = per_second.get(int(stamp), 0) + 1
+    assert len(stamps) == 16
+    assert max(per_second.values()) <= 5  # together, not 5 each
+    assert len(per_second) >= 4
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_dispatchers_never_both_take_a_campaign(make_campaign, staff_user):
+    customer_who_consents(email="ada@example.com")
+    campaign = make_campaign()
+    services.campaign_schedule(campaign=campaign, user=staff_user)
+    locked, release = threading.Event(), threading.Event()
+
+    def other_scheduler():
+        with transaction.atomic():
+            Campaign.objects.select_for_update().get(pk=campaign.pk)
+            locked.set()
+            release.wait(10)
+        connection.close()
+
+    thread = threading.Thread(target=other_scheduler)
+    thread.start()
+    locked.wait(10)
+    try:
+        assert services.campaigns_dispatch_due() == []  # SKIP LOCKED: not waiting, not taking it
+    finally:
+        release.set()
+        thread.join()
+    assert services.campaigns_dispatch_due() == [campaign.pk]
+    assert Delivery.objects.filter(campaign=campaign).count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_copies_of_a_batch_send_each_message_once(smtp, make_campaign, staff_user, settings):
+    settings.MARKETING_CLAIM_SIZE = 3
+    readers = [customer_who_consents(email=f"reader{n}@example.com") for n in range(20)]
+    campaign = make_campaign()
+    services.campaign_schedule(campaign=campaign, user=staff_user)
+    services.campaigns_dispatch_due()
+    start = threading.Barrier(4)
+
+    def worker():
+        start.wait()
+        services.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=services.LAST_ID)
+        connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert smtp.handler.recipients() == sorted(r.email for r in readers)
+    assert sql.batch_starts(campaign.pk, 5) == []
+    assert Delivery.objects.filter(status="sent").count() == 20

@@ -1,0 +1,84 @@
+"""The audit trail: who viewed a customer's page, who exported, who changed which field, who erased."""
+
+import pytest
+from auditlog.models import LogEntry
+
+from customers.models import AccessLog, Customer
+from customers.services import customer_erase
+from marketing.exports import call_list_export
+from tests.factories import CustomerFactory
+
+pytestmark = pytest.mark.django_db
+
+ACCESS_LOG = "/admin/customers/accesslog/"
+
+
+@pytest.fixture
+def ada(purposes):
+    return CustomerFactory(email="ada@example.com", first_name="Ada", last_name="Lovelace", job_title="Engineer")
+
+
+def test_a_view_and_an_export_of_a_customer_appear_in_the_audit_trail(client, officer, support, ada):
+    client.force_login(support)
+    client.get(f"/admin/customers/customer/{ada.pk}/change/")
+    client.force_login(officer)
+    client.get(f"/admin/export/customer/{ada.public_id}/export.json")
+
+    entries = list(AccessLog.objects.filter(customer=ada).order_by("at", "id"))
+    assert [(e.staff_user, e.action) for e in entries] == [(support, "viewed"), (officer, "exported")]
+    viewed = '<td class="field-action">Viewed the customer&#x27;s page</td>'
+    exported = '<td class="field-action">Downloaded the customer&#x27;s data export</td>'
+    for query in ({"customer": ada.pk}, {"q": "ada@example.com"}, {"q": str(ada.public_id)}):
+        page = client.get(ACCESS_LOG, query).content.decode()
+        assert viewed in page and exported in page
+    by_support = client.get(ACCESS_LOG, {"staff_user__id__exact": support.pk}).content.decode()
+    assert viewed in by_support and exported not in by_support
+    other = CustomerFactory(email="grace@example.com")
+    assert viewed not in client.get(ACCESS_LOG, {"customer": other.pk}).content.decode()
+
+
+def test_the_customer_page_links_to_its_access_log_export_and_erasure_for_an_officer(client, officer, support, ada):
+    client.force_login(officer)
+    page = client.get(f"/admin/customers/customer/{ada.pk}/change/").content.decode()
+    assert f"{ACCESS_LOG}?customer={ada.pk}" in page
+    assert f"/admin/export/customer/{ada.public_id}/export.json" in page
+    assert f"/admin/customers/customer/{ada.pk}/erase/" in page
+    client.force_login(support)
+    page = client.get(f"/admin/customers/customer/{ada.pk}/change/").content.decode()
+    assert "export.json" not in page and "/erase/" not in page and ACCESS_LOG not in page
+
+
+def test_a_staff_change_in_admin_records_the_field_with_old_and_new_value(client, support, officer, ada):
+    client.force_login(support)
+    url = f"/admin/customers/customer/{ada.pk}/change/"
+    form = client.get(url).context["adminform"].form
+    data = {k: ("" if v is None else v) for k, v in form.initial.items() if k in form.fields}
+    data.update({"job_title": "Chief Engineer", "phone": ""})
+    for prefix in ("registrations", "changes", "consent_events", "disclosures"):
+        data.update({f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"})
+    response = client.post(url, data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+
+    entry = LogEntry.objects.get_for_object(ada).filter(action=LogEntry.Action.UPDATE).get()
+    assert entry.actor == support
+    assert entry.changes_dict["job_title"] == ["Engineer", "Chief Engineer"]
+    client.force_login(officer)
+    trail = client.get(f"/admin/auditlog/logentry/{entry.pk}/change/").content.decode()
+    assert "Engineer" in trail and "Chief Engineer" in trail and "sam-support" in trail
+
+
+def test_list_exports_and_erasures_are_in_the_access_log(officer, ada):
+    call_list_export(user=officer)
+    customer_erase(customer=ada, staff_user=officer)
+    actions = set(AccessLog.objects.filter(staff_user=officer).values_list("action", flat=True))
+    assert actions == {"list_exported", "erased"}
+    assert Customer.objects.get(pk=ada.pk).is_erased
+
+
+def test_the_access_log_cannot_be_edited(client, officer, ada):
+    client.force_login(officer)
+    client.get(f"/admin/customers/customer/{ada.pk}/change/")
+    entry = AccessLog.objects.get()
+    page = client.get(f"{ACCESS_LOG}{entry.pk}/change/").content.decode()
+    assert 'name="_save"' not in page
+    assert client.post(f"{ACCESS_LOG}{entry.pk}/delete/").status_code == 403
