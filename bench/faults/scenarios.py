@@ -15,6 +15,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -263,10 +264,20 @@ def link_scanner(*, recipients: int, broker: str, queue: str, small: bool) -> in
         scenario.setup()
         from consents.models import Consent, ConsentEvent
 
+        # DEBUG is off, as in production: pages need collectstatic's manifest, here one of
+        # the scenario's own so that a fresh checkout serves them too.
+        environment = scenario.environment()
+        environment["STATIC_ROOT"] = str(scenario.dir / "static")
+        subprocess.run(
+            [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
+            cwd=common.ROOT,
+            env=environment,
+            check=True,
+        )
         server = subprocess.Popen(
             [str(common.ROOT / ".venv" / "bin" / "gunicorn"), "config.wsgi", "-b", f"127.0.0.1:{web_port}", "-w", "2"],
             cwd=common.ROOT,
-            env=scenario.environment(),
+            env=environment,
             stdout=subprocess.DEVNULL,
             stderr=open(scenario.dir / "gunicorn.log", "ab"),  # noqa: SIM115 - the child keeps it
             start_new_session=True,
