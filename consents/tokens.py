@@ -5,6 +5,7 @@ PREFERENCE_LINK_MAX_AGE.
 """
 
 import uuid
+from collections.abc import Callable
 
 from django.conf import settings
 from django.core import signing
@@ -44,9 +45,17 @@ def _loads(token: str, *, salt: str, max_age) -> dict:
     return data
 
 
-def customer_from_preference_token(token: str) -> Customer:
+# Reads a customer who is not erased by public ID, or None.
+CustomerLookup = Callable[[uuid.UUID], "Customer | None"]
+
+
+def customer_from_preference_token(token: str, *, lookup: CustomerLookup | None = None) -> Customer:
+    """
+    The customer a preference link names. `lookup` reads a customer who is not erased by
+    public ID, or None (default: a plain query; a page may read more with the customer).
+    """
     data = _loads(token, salt=PREFERENCE_SALT, max_age=settings.PREFERENCE_LINK_MAX_AGE)
-    return _customer(data.get("c"))
+    return _customer(data.get("c"), lookup)
 
 
 def make_email_change_token(customer: Customer, new_email: str) -> str:
@@ -58,12 +67,16 @@ def read_email_change_token(token: str) -> tuple[Customer, str]:
     return _customer(data.get("c")), str(data.get("e") or "")
 
 
-def _customer(public_id) -> Customer:
+def _live_customer(public_id: uuid.UUID) -> Customer | None:
+    return Customer.objects.filter(public_id=public_id, erased_at__isnull=True).first()
+
+
+def _customer(public_id, lookup: CustomerLookup | None = None) -> Customer:
     try:
         key = uuid.UUID(str(public_id))
     except ValueError as error:
         raise BadToken("This link is not valid.") from error
-    customer = Customer.objects.filter(public_id=key, erased_at__isnull=True).first()
+    customer = (lookup or _live_customer)(key)
     if customer is None:
         raise BadToken("This link does not lead to a customer record.")
     return customer

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import copy
 import functools
+import uuid
 
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models.functions import Now
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -21,6 +24,7 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from config.client_ip import client_ip
+from config.prepared import PreparedQuery
 from customers.models import Customer, PrivacyRequest
 from customers.services import customer_email_change, customer_update, privacy_request_open
 
@@ -29,7 +33,13 @@ from .forms import DetailsForm, EmailChangeForm, LinkRequestForm, PreferencesFor
 from .models import PolicyVersion, Source
 from .preferences import PurposeState, preferences_save, purpose_choices, rate_limit_hit
 from .services import RequestMeta, consent_withdraw_all_marketing
-from .tokens import BadToken, customer_from_preference_token, make_preference_token, read_email_change_token
+from .tokens import (
+    BadToken,
+    CustomerLookup,
+    customer_from_preference_token,
+    make_preference_token,
+    read_email_change_token,
+)
 
 
 def _private(response: HttpResponse) -> HttpResponse:
@@ -38,13 +48,18 @@ def _private(response: HttpResponse) -> HttpResponse:
     return response
 
 
-def token_page(view):
-    """Resolve the preference token to its customer, or answer with the friendly bad-link page."""
+def token_page(view=None, *, lookup: CustomerLookup | None = None):
+    """
+    Resolve the preference token to its customer, or answer with the friendly bad-link page.
+    `lookup` reads the customer (with what the page shows, so that it comes in the same query).
+    """
+    if view is None:
+        return functools.partial(token_page, lookup=lookup)
 
     @functools.wraps(view)
     def wrapper(request: HttpRequest, token: str, *args, **kwargs) -> HttpResponse:
         try:
-            customer = customer_from_preference_token(token)
+            customer = customer_from_preference_token(token, lookup=lookup)
         except BadToken as error:
             return _private(bad_link(request, error))
         return _private(view(request, customer, token, *args, **kwargs))
@@ -111,6 +126,35 @@ def policy(request: HttpRequest) -> HttpResponse:
 # The preference page
 
 
+def _page_customer_query(public_id) -> QuerySet[Customer]:
+    open_erasure = PrivacyRequest.objects.filter(
+        customer=OuterRef("pk"), kind=PrivacyRequest.Kind.ERASURE, status=PrivacyRequest.Status.OPEN
+    ).order_by("-received_at", "-id")
+    # "Now" is the database's clock when the query runs, so the compiled query never goes stale.
+    current_policy = PolicyVersion.objects.filter(effective_at__lte=Now()).order_by("-effective_at", "-id")
+    return Customer.objects.filter(public_id=public_id, erased_at__isnull=True).annotate(
+        policy_version=Subquery(current_policy.values("version")[:1]),
+        open_erasure_id=Subquery(open_erasure.values("id")[:1]),
+    )
+
+
+_PAGE_CUSTOMER = PreparedQuery(
+    _page_customer_query,
+    field=Customer._meta.get_field("public_id"),
+    samples=(uuid.UUID(int=1), uuid.UUID(int=2)),
+)
+
+
+def page_customer(public_id: uuid.UUID) -> Customer | None:
+    """
+    The customer (not erased) with what the preference page shows beside their choices: the
+    current privacy policy's version and the id of their open erasure request, if any. One
+    query rather than three, compiled once: this is the page customers reach from every email.
+    """
+    found = _PAGE_CUSTOMER.fetch(public_id)
+    return found[0] if found else None
+
+
 def _page(
     request: HttpRequest,
     customer: Customer,
@@ -131,16 +175,21 @@ def _page(
             "token": token,
             "preferences_form": preferences_form or PreferencesForm(choices=choices),
             "details": _details_summary(customer),
-            "email_form": email_form or EmailChangeForm(customer=customer),
-            "policy": PolicyVersion.objects.only("version").current(),  # not its full text
+            "email_field": email_form["new_email"].as_field_group() if email_form else _blank_email_field(),
             "states": PurposeState,
+            "erasure_request": PrivacyRequest.objects.get(pk=customer.open_erasure_id)
+            if customer.open_erasure_id
+            else None,
             "any_marketing_granted": any(c.granted and c.purpose.is_marketing for c in choices),
-            "erasure_request": PrivacyRequest.objects.filter(
-                customer=customer, kind=PrivacyRequest.Kind.ERASURE, status=PrivacyRequest.Status.OPEN
-            ).first(),
         },
         status=status,
     )
+
+
+@functools.cache
+def _blank_email_field() -> str:
+    """The empty "new email address" field: the same markup for everyone, so rendered once."""
+    return EmailChangeForm(customer=Customer())["new_email"].as_field_group()
 
 
 def _details_summary(customer: Customer) -> list[tuple[str, str]]:
@@ -183,7 +232,7 @@ def _back(token: str, anchor: str = "") -> HttpResponse:
     return redirect(reverse("consents:preferences", args=[token]) + (f"#{anchor}" if anchor else ""))
 
 
-@token_page
+@token_page(lookup=page_customer)
 @require_http_methods(["GET", "POST"])
 def preferences(request: HttpRequest, customer: Customer, token: str) -> HttpResponse:
     if request.method == "GET":
@@ -240,7 +289,7 @@ def details(request: HttpRequest, customer: Customer, token: str) -> HttpRespons
     return _back(token, "details")
 
 
-@token_page
+@token_page(lookup=page_customer)
 @require_POST
 def email_change(request: HttpRequest, customer: Customer, token: str) -> HttpResponse:
     form = EmailChangeForm(request.POST, customer=customer)

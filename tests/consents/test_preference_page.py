@@ -125,3 +125,10 @@ def test_the_page_links_to_the_current_policy_text(client, ada):
     assert policy.status_code == 200
     assert "Version two text." in policy.content.decode()
     assert "Version 2.0" in policy.content.decode()
+
+
+def test_the_page_names_the_version_in_force_not_one_announced_for_later(client, ada):
+    PolicyVersion.objects.create(version="2.0", effective_at="2025-06-01T00:00:00Z", text="Version two.")
+    PolicyVersion.objects.create(version="3.0", effective_at="2999-01-01T00:00:00Z", text="Version three.")
+    html = client.get(page_url(ada)).content.decode()
+    assert "version 2.0" in html and "version 3.0" not in html
