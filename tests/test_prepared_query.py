@@ -52,3 +52,17 @@ def test_a_query_whose_samples_differ_in_more_than_one_place_is_refused():
     )
     with pytest.raises(ImproperlyConfigured, match="exactly one parameter"):
         query.fetch(uuid.uuid4())
+
+
+def test_annotations_come_back_as_the_orm_would_give_them():
+    ada = CustomerFactory()
+    query = PreparedQuery(
+        lambda public_id: Customer.objects.filter(public_id=public_id).annotate(
+            made=F("created_at"), erased=F("erased_at")
+        ),
+        field=PUBLIC_ID,
+        samples=(uuid.UUID(int=1), uuid.UUID(int=2)),
+    )
+    [row] = query.fetch(ada.public_id)
+    assert row.made == ada.created_at  # a timezone-aware datetime on SQLite as on PostgreSQL
+    assert row.erased is None
