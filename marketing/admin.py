@@ -39,6 +39,20 @@ class ScheduleForm(forms.Form):
     )
 
 
+class CampaignForm(forms.ModelForm):
+    def clean(self):
+        cleaned_data = super().clean()
+        if self.instance.pk is not None:
+            # The admin validates and saves in one transaction: the row lock taken here holds
+            # until the save, so a campaign scheduled by someone else since the form was opened
+            # is refused here, as a form error, and never halfway through the save.
+            try:
+                services.campaign_lock_draft(campaign=self.instance)
+            except ValidationError as refused:
+                raise ValidationError(" ".join([*refused.messages, "Your changes below were not saved."])) from None
+        return cleaned_data
+
+
 class CampaignActionInline(admin.TabularInline):
     model = CampaignAction
     extra = 0
@@ -58,6 +72,7 @@ class CampaignAdmin(admin.ModelAdmin):
     search_fields = ["name", "subject"]
     autocomplete_fields = ["filter_product"]
     inlines = [CampaignActionInline]
+    form = CampaignForm
     change_form_template = "admin/marketing/campaign/change_form.html"
     fieldsets = [
         (None, {"fields": ["name", "purpose", "status"]}),
@@ -77,7 +92,9 @@ class CampaignAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         fixed = ["status", "created_by", "scheduled_by", "dispatched_at", "finished_at"]
-        if obj is not None and not obj.is_editable:
+        # A form posted for a campaign that is no longer a draft (someone scheduled it since the
+        # form was opened) keeps its fields: the refusal is shown beside the text as typed.
+        if obj is not None and not obj.is_editable and request.method != "POST":
             return fixed + EDITABLE_FIELDS
         return fixed
 
@@ -92,12 +109,10 @@ class CampaignAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change and not form.changed_data:
-            return  # a scheduled or sent campaign shows read-only fields: nothing to save
-        try:
-            services.campaign_save_draft(campaign=obj, user=request.user)
-        except ValidationError as refused:
-            # Scheduled by someone else since the form was opened: keep their version.
-            self.message_user(request, " ".join(refused.messages), messages.ERROR)
+            return  # nothing changed: nothing to save or record
+        # CampaignForm.clean() locked the row and found a draft, so this cannot be refused for
+        # the campaign's status: a refusal is a form error, never a message beside "changed".
+        services.campaign_save_draft(campaign=obj, user=request.user)
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None and not obj.is_editable:

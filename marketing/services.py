@@ -54,13 +54,24 @@ def _locked(campaign: Campaign) -> Campaign:
 # Staff actions
 
 
+def campaign_lock_draft(*, campaign: Campaign) -> Campaign:
+    """
+    Lock the campaign's row until the caller's transaction ends, and refuse unless it is still
+    a draft. A form that calls this in its validation, inside the transaction that then saves,
+    turns "scheduled by someone else meanwhile" into a form error: nobody can schedule the
+    campaign between the check and the save.
+    """
+    current = _locked(campaign)
+    if current.status != Campaign.Status.DRAFT:
+        raise CampaignActionRefused(f"Only drafts can be edited; this campaign is {current.get_status_display()}.")
+    return current
+
+
 @transaction.atomic
 def campaign_save_draft(*, campaign: Campaign, user: AbstractBaseUser | None) -> Campaign:
     """Create or edit a draft. Templates are checked here: a broken one is refused with the error."""
     if campaign.pk is not None:
-        current = _locked(campaign)
-        if current.status != Campaign.Status.DRAFT:
-            raise CampaignActionRefused(f"Only drafts can be edited; this campaign is {current.get_status_display()}.")
+        campaign_lock_draft(campaign=campaign)
     elif user is not None and campaign.created_by_id is None:
         campaign.created_by = user
     campaign.status = Campaign.Status.DRAFT

@@ -166,19 +166,96 @@ def test_a_delivery_page_opens_for_both_kinds_of_staff(admin_client, marketer, m
     assert "ada@example.com" not in page.content.decode()
 
 
-def test_a_sending_campaign_cannot_be_edited_and_a_stale_form_loses_nothing(admin_client, make_campaign, staff_user):
-    campaign = make_campaign()
-    page = admin_client.get(f"/admin/marketing/campaign/{campaign.pk}/change/").content.decode()
-    assert 'name="_save"' in page
-    services.campaign_schedule(campaign=campaign, user=staff_user, at=campaign.created_at.replace(year=2099))
+def draft_form(campaign, **changes) -> dict[str, str]:
+    """What the campaign's change form posts, as a member of staff would send it."""
+    data = {
+        "name": campaign.name,
+        "purpose": str(campaign.purpose_id),
+        "subject": campaign.subject,
+        "text_body": campaign.text_body,
+        "html_body": campaign.html_body,
+        "from_email": campaign.from_email,
+        "reply_to": campaign.reply_to,
+        "filter_country": "",
+        "filter_language": "",
+        "filter_product": "",
+        "scheduled_at_0": "",
+        "scheduled_at_1": "",
+        "actions-TOTAL_FORMS": "0",
+        "actions-INITIAL_FORMS": "0",
+        "_save": "Save",
+    }
+    data.update(changes)
+    return data
 
-    page = admin_client.get(f"/admin/marketing/campaign/{campaign.pk}/change/").content.decode()
-    assert 'name="_save"' not in page
+
+def test_a_draft_form_saves_the_changes_and_records_who(admin_client, make_campaign, staff_user):
+    campaign = make_campaign()
     response = admin_client.post(
-        f"/admin/marketing/campaign/{campaign.pk}/change/",
-        {"actions-TOTAL_FORMS": "0", "actions-INITIAL_FORMS": "0"},
+        f"/admin/marketing/campaign/{campaign.pk}/change/", draft_form(campaign, subject="Summer news")
     )
     assert response.status_code == 302
     campaign.refresh_from_db()
+    assert campaign.subject == "Summer news"
+    assert campaign.actions.filter(action="saved", staff_user=staff_user).exists()
+
+
+def test_a_sending_campaign_cannot_be_edited_and_a_stale_form_loses_nothing(
+    admin_client, make_campaign, staff_user, django_user_model
+):
+    # given Ada opened the draft's form, and Grace scheduled the campaign meanwhile
+    campaign = make_campaign()
+    page = admin_client.get(f"/admin/marketing/campaign/{campaign.pk}/change/").content.decode()
+    assert 'name="_save"' in page
+    grace = django_user_model.objects.create_user("grace", "grace@example.com", is_staff=True)
+    services.campaign_schedule(campaign=campaign, user=grace, at=campaign.created_at.replace(year=2099))
+    page = admin_client.get(f"/admin/marketing/campaign/{campaign.pk}/change/").content.decode()
+    assert 'name="_save"' not in page
+
+    # when Ada saves her stale form with a new subject
+    response = admin_client.post(
+        f"/admin/marketing/campaign/{campaign.pk}/change/", draft_form(campaign, subject="Edited too late")
+    )
+
+    # then the form comes back with the reason and her text, and nothing was saved
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Only drafts can be edited; this campaign is Scheduled. Your changes below were not saved." in page
+    assert 'value="Edited too late"' in page
+    assert "changed successfully" not in page
+    assert not list(response.context["messages"])
+    campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.SCHEDULED
     assert campaign.subject == 'Spring news for {{ first_name|default:"you" }}'
+    assert not campaign.actions.filter(action="saved").exists()
+
+
+def test_a_draft_scheduled_while_its_form_is_being_saved_is_refused_as_a_form_error(
+    admin_client, make_campaign, staff_user, monkeypatch
+):
+    """The admin had read the draft for this very request when someone else scheduled it."""
+    from marketing.admin import CampaignAdmin
+
+    campaign = make_campaign()
+    read_the_draft = CampaignAdmin.get_object
+
+    def scheduled_right_after_reading(self, request, object_id, from_field=None):
+        draft = read_the_draft(self, request, object_id, from_field)
+        if request.method == "POST" and draft.is_editable:
+            services.campaign_schedule(campaign=Campaign.objects.get(pk=campaign.pk), user=staff_user)
+        return draft
+
+    monkeypatch.setattr(CampaignAdmin, "get_object", scheduled_right_after_reading)
+    response = admin_client.post(
+        f"/admin/marketing/campaign/{campaign.pk}/change/", draft_form(campaign, subject="Edited too late")
+    )
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Only drafts can be edited; this campaign is Scheduled. Your changes below were not saved." in page
+    assert "changed successfully" not in page
+    assert not list(response.context["messages"])
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.SCHEDULED
+    assert campaign.subject == 'Spring news for {{ first_name|default:"you" }}'
+    assert not campaign.actions.filter(action="saved").exists()
