@@ -551,9 +551,22 @@ def campaigns_tick(*, now: datetime | None = None) -> dict[str, int]:
 
 
 def campaign_status_counts(campaign: Campaign) -> dict[str, int]:
-    counts = dict.fromkeys(Delivery.Status.values, 0)
-    for row in Delivery.objects.filter(campaign=campaign).values("status").annotate(n=Count("id")).order_by():
-        counts[row["status"]] = row["n"]
+    return campaigns_status_counts(campaign_ids=[campaign.pk])[campaign.pk]
+
+
+def campaigns_status_counts(*, campaign_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Deliveries per status for each campaign, in one query (the index on campaign and status)."""
+    counts = {pk: dict.fromkeys(Delivery.Status.values, 0) for pk in campaign_ids}
+    if not campaign_ids:
+        return counts
+    rows = (
+        Delivery.objects.filter(campaign_id__in=campaign_ids)
+        .values("campaign_id", "status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for row in rows:
+        counts[row["campaign_id"]][row["status"]] = row["n"]
     return counts
 
 

@@ -1,7 +1,9 @@
 import pytest
 from django.contrib.auth.models import Permission
 from django.core import mail
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from marketing import services
 from marketing.models import Campaign, CampaignAction, Delivery, ExportLog
@@ -105,6 +107,37 @@ def test_the_campaign_page_shows_counts_per_status_and_a_progress_bar(admin_clie
     page = admin_client.get(f"/admin/marketing/campaign/{campaign.pk}/change/").content.decode()
     assert '<progress max="2" value="1"' in page
     assert "<td>1</td><td>0</td><td>1</td><td>0</td><td>0</td><td>0</td>" in page
+
+
+def test_the_campaign_list_shows_progress_with_as_many_queries_for_six_campaigns_as_for_two(
+    admin_client, make_campaign
+):
+    ada = customer_who_consents(email="ada@example.com")
+    grace = customer_who_consents(email="grace@example.com")
+
+    def campaign_half_sent(number: int) -> None:
+        campaign = make_campaign(name=f"Campaign {number}")
+        Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.SENDING, scheduled_at=campaign.created_at)
+        Delivery.objects.create(campaign=campaign, customer=ada, status=Delivery.Status.SENT)
+        Delivery.objects.create(campaign=campaign, customer=grace, status=Delivery.Status.QUEUED)
+
+    def open_the_list() -> tuple[str, int]:
+        with CaptureQueriesContext(connection) as queries:
+            response = admin_client.get("/admin/marketing/campaign/")
+        assert response.status_code == 200
+        return response.content.decode(), len(queries)
+
+    for number in range(2):
+        campaign_half_sent(number)
+    make_campaign(name="A draft")
+    page, queries_for_two = open_the_list()
+    assert page.count('<progress max="2" value="1"></progress> 1/2') == 2
+
+    for number in range(2, 6):
+        campaign_half_sent(number)
+    page, queries_for_six = open_the_list()
+    assert page.count('<progress max="2" value="1"></progress> 1/2') == 6
+    assert queries_for_six == queries_for_two
 
 
 def test_marketing_staff_without_customer_access_do_not_see_addresses_in_the_delivery_list(
