@@ -366,13 +366,19 @@ def deliveries_send_batch(*, campaign_id: int, first_id: int, last_id: int) -> B
     sender = Sender()
     try:
         while True:
+            # The send rate's allowance for the claim comes first, while this batch holds nothing:
+            # waiting for the shared counter (its window used up, or Redis unreachable) claims
+            # no row and locks no consent, so a withdrawal meanwhile neither waits for this
+            # batch nor is missed by it (the claim below re-checks consent).
+            allowance = limiter.acquire(claim_size())
             ids = sql.claim(
                 campaign=campaign,
                 first_id=first_id,
                 last_id=last_id,
-                limit=claim_size(),
+                limit=allowance,
                 now=timezone.now(),
             )
+            limiter.release(allowance - len(ids))
             if not ids:
                 break
             # One transaction per claim: it holds the consent rows (FOR SHARE) while their
@@ -388,7 +394,7 @@ def deliveries_send_batch(*, campaign_id: int, first_id: int, last_id: int) -> B
                     .only("id", "attempts", *(f"customer__{name}" for name in _CUSTOMER_FIELDS_FOR_SENDING))
                     .order_by("pk")
                 )
-                stop = _send_claimed(deliveries, builder, sender, limiter, result)
+                stop = _send_claimed(deliveries, builder, sender, result)
             if stop:
                 break
     finally:
@@ -401,8 +407,10 @@ def deliveries_send_batch(*, campaign_id: int, first_id: int, last_id: int) -> B
 def claim_size() -> int:
     """
     Rows taken per claim. A claim's consent rows stay locked while its messages go out, so a
-    withdrawal may wait for one claim: under a send-rate limit, claim about one second's worth
-    (at 1 message/s, one row) rather than MARKETING_CLAIM_SIZE rows' worth of waiting.
+    withdrawal may wait for one claim's sending. Under a send-rate limit a claim asks for its
+    allowance before it is taken: at most one window's worth (about one second's, at 1
+    message/s one row), so the allowance can be had in one window and the claim's messages go
+    out together, without waiting in between.
     """
     rate = settings.MARKETING_SEND_RATE
     if rate and rate > 0:
@@ -410,15 +418,15 @@ def claim_size() -> int:
     return settings.MARKETING_CLAIM_SIZE
 
 
-def _send_claimed(deliveries, builder, sender, limiter, result: BatchResult) -> bool:
+def _send_claimed(deliveries, builder, sender, result: BatchResult) -> bool:
     """
-    Send claimed rows; returns True when the connection is gone and the batch should stop.
-    The rows sent are marked together when the claim is done (or left early).
+    Send claimed rows (their send-rate allowance is already taken); returns True when the
+    connection is gone and the batch should stop. The rows sent are marked together when the
+    claim is done (or left early).
     """
     sent: list[tuple[int, str, datetime, str]] = []
     try:
         for index, delivery in enumerate(deliveries):
-            limiter.acquire()
             try:
                 message = builder.build(delivery.customer)
             except (ValueError, UnicodeError) as error:
