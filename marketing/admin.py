@@ -354,9 +354,11 @@ class SuppressionAdmin(admin.ModelAdmin):
 
 @admin.register(ExportLog)
 class ExportLogAdmin(ReadOnlyAdmin):
-    list_display = ["exported_at", "kind", "exported_by", "row_count"]
-    list_filter = ["kind"]
-    list_select_related = ["exported_by"]
+    list_display = ["at", "staff_user", "detail"]
+    list_filter = [("at", admin.DateFieldListFilter)]
+    list_select_related = ["staff_user"]
+    fields = ["at", "staff_user", "detail"]
+    readonly_fields = fields
     change_list_template = "admin/marketing/exportlog/change_list.html"
 
     def get_urls(self):
@@ -369,9 +371,9 @@ class ExportLogAdmin(ReadOnlyAdmin):
     def download_view(self, request: HttpRequest, kind: str) -> HttpResponse:
         if request.method != "POST":
             return HttpResponseRedirect(reverse("admin:marketing_exportlog_changelist"))
-        if kind == ExportLog.Kind.CALL_LIST and request.user.has_perm("marketing.export_call_list"):
+        if kind == "call_list" and request.user.has_perm("marketing.export_call_list"):
             filename, content = exports.call_list_export(user=request.user)
-        elif kind == ExportLog.Kind.INTERNAL_ANALYSIS and request.user.has_perm("marketing.export_internal_analysis"):
+        elif kind == "internal_analysis" and request.user.has_perm("marketing.export_internal_analysis"):
             filename, content = exports.internal_analysis_export(user=request.user)
         else:
             raise PermissionDenied

@@ -162,7 +162,10 @@ def test_exports_download_from_admin_and_are_logged_with_who(admin_client, staff
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
     assert "Ada" in response.content.decode()
-    assert ExportLog.objects.get().exported_by == staff_user
+    assert ExportLog.objects.get().staff_user == staff_user
+    page = admin_client.get("/admin/marketing/exportlog/").content.decode()
+    assert "Market-research call list: 1 customers" in page
+    assert "marketer" in page
 
 
 def test_staff_without_the_export_permission_cannot_download(client, marketer, purposes):
