@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -29,6 +30,9 @@ EDITABLE_FIELDS = [
     "scheduled_at",
 ]
 
+# Campaigns with no deliveries yet: no progress to count.
+NOT_STARTED = (Campaign.Status.DRAFT, Campaign.Status.SCHEDULED)
+
 
 class ScheduleForm(forms.Form):
     send_at = forms.DateTimeField(
@@ -37,6 +41,30 @@ class ScheduleForm(forms.Form):
         input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
         help_text="Leave empty to send now.",
     )
+
+
+class CampaignForm(forms.ModelForm):
+    def clean(self):
+        cleaned_data = super().clean()
+        if self.instance.pk is not None:
+            # The admin validates and saves in one transaction: the row lock taken here holds
+            # until the save, so a campaign scheduled by someone else since the form was opened
+            # is refused here, as a form error, and never halfway through the save.
+            try:
+                services.campaign_lock_draft(campaign=self.instance)
+            except ValidationError as refused:
+                raise ValidationError(" ".join([*refused.messages, "Your changes below were not saved."])) from None
+        return cleaned_data
+
+
+class CampaignChangeList(ChangeList):
+    def get_results(self, request):
+        super().get_results(request)
+        # The progress column's counts for the whole page in one query, not one per row.
+        started = [c.pk for c in self.result_list if c.status not in NOT_STARTED]
+        counts = services.campaigns_status_counts(campaign_ids=started)
+        for campaign in self.result_list:
+            campaign.status_counts = counts.get(campaign.pk)
 
 
 class CampaignActionInline(admin.TabularInline):
@@ -58,6 +86,7 @@ class CampaignAdmin(admin.ModelAdmin):
     search_fields = ["name", "subject"]
     autocomplete_fields = ["filter_product"]
     inlines = [CampaignActionInline]
+    form = CampaignForm
     change_form_template = "admin/marketing/campaign/change_form.html"
     fieldsets = [
         (None, {"fields": ["name", "purpose", "status"]}),
@@ -77,27 +106,32 @@ class CampaignAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         fixed = ["status", "created_by", "scheduled_by", "dispatched_at", "finished_at"]
-        if obj is not None and not obj.is_editable:
+        # A form posted for a campaign that is no longer a draft (someone scheduled it since the
+        # form was opened) keeps its fields: the refusal is shown beside the text as typed.
+        if obj is not None and not obj.is_editable and request.method != "POST":
             return fixed + EDITABLE_FIELDS
         return fixed
 
+    def get_changelist(self, request, **kwargs):
+        return CampaignChangeList
+
     @admin.display(description="progress")
     def progress(self, obj: Campaign):
-        if obj.status in (Campaign.Status.DRAFT, Campaign.Status.SCHEDULED):
+        if obj.status in NOT_STARTED:
             return "–"
-        counts = services.campaign_status_counts(obj)
+        counts = getattr(obj, "status_counts", None)  # set for the changelist page by CampaignChangeList
+        if counts is None:
+            counts = services.campaign_status_counts(obj)
         total = sum(counts.values())
         done = total - counts["queued"] - counts["sending"]
         return format_html('<progress max="{}" value="{}"></progress> {}/{}', total or 1, done, done, total)
 
     def save_model(self, request, obj, form, change):
         if change and not form.changed_data:
-            return  # a scheduled or sent campaign shows read-only fields: nothing to save
-        try:
-            services.campaign_save_draft(campaign=obj, user=request.user)
-        except ValidationError as refused:
-            # Scheduled by someone else since the form was opened: keep their version.
-            self.message_user(request, " ".join(refused.messages), messages.ERROR)
+            return  # nothing changed: nothing to save or record
+        # CampaignForm.clean() locked the row and found a draft, so this cannot be refused for
+        # the campaign's status: a refusal is a form error, never a message beside "changed".
+        services.campaign_save_draft(campaign=obj, user=request.user)
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None and not obj.is_editable:
@@ -320,9 +354,11 @@ class SuppressionAdmin(admin.ModelAdmin):
 
 @admin.register(ExportLog)
 class ExportLogAdmin(ReadOnlyAdmin):
-    list_display = ["exported_at", "kind", "exported_by", "row_count"]
-    list_filter = ["kind"]
-    list_select_related = ["exported_by"]
+    list_display = ["at", "staff_user", "detail"]
+    list_filter = [("at", admin.DateFieldListFilter)]
+    list_select_related = ["staff_user"]
+    fields = ["at", "staff_user", "detail"]
+    readonly_fields = fields
     change_list_template = "admin/marketing/exportlog/change_list.html"
 
     def get_urls(self):
@@ -335,9 +371,9 @@ class ExportLogAdmin(ReadOnlyAdmin):
     def download_view(self, request: HttpRequest, kind: str) -> HttpResponse:
         if request.method != "POST":
             return HttpResponseRedirect(reverse("admin:marketing_exportlog_changelist"))
-        if kind == ExportLog.Kind.CALL_LIST and request.user.has_perm("marketing.export_call_list"):
+        if kind == "call_list" and request.user.has_perm("marketing.export_call_list"):
             filename, content = exports.call_list_export(user=request.user)
-        elif kind == ExportLog.Kind.INTERNAL_ANALYSIS and request.user.has_perm("marketing.export_internal_analysis"):
+        elif kind == "internal_analysis" and request.user.has_perm("marketing.export_internal_analysis"):
             filename, content = exports.internal_analysis_export(user=request.user)
         else:
             raise PermissionDenied

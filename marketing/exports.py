@@ -18,7 +18,7 @@ from customers.models import AccessLog, Customer, ProductRegistration
 from customers.services import access_log_record
 
 from .emails import placeholder_values
-from .models import Delivery, ExportLog, Suppression
+from .models import Delivery, Suppression
 from .rendering import TemplateRefused, compile_template
 
 PSEUDONYM_SALT = "marketing.internal-analysis.pseudonym"
@@ -98,7 +98,10 @@ CALL_LIST_COLUMNS = [
 
 @transaction.atomic
 def call_list_export(*, user: AbstractBaseUser) -> tuple[str, str]:
-    """CSV of customers currently consenting to market research, for research by phone or post. Logged."""
+    """
+    CSV of customers currently consenting to market research, for research by phone or post.
+    Logged in the access log (the Export logs page lists those entries).
+    """
     customers = (
         Customer.objects.not_erased()
         .consenting_to("market_research")
@@ -112,7 +115,6 @@ def call_list_export(*, user: AbstractBaseUser) -> tuple[str, str]:
     for customer in customers.iterator(chunk_size=2000):
         writer.writerow([_cell(getattr(customer, c), allow_plus=c == "phone") for c in CALL_LIST_COLUMNS])
         count += 1
-    ExportLog.objects.create(kind=ExportLog.Kind.CALL_LIST, exported_by=user, row_count=count)
     access_log_record(
         staff_user=user, action=AccessLog.Action.LIST_EXPORTED, detail=f"Market-research call list: {count} customers"
     )
@@ -139,7 +141,10 @@ ANALYSIS_COLUMNS = [
 
 @transaction.atomic
 def internal_analysis_export(*, user: AbstractBaseUser) -> tuple[str, str]:
-    """Registrations of customers currently consenting to internal analysis, the customer pseudonymised. Logged."""
+    """
+    Registrations of customers currently consenting to internal analysis, the customer
+    pseudonymised. Logged in the access log (the Export logs page lists those entries).
+    """
     registrations = (
         ProductRegistration.objects.filter(
             customer__in=Customer.objects.not_erased().consenting_to("internal_analysis").values("pk")
@@ -167,7 +172,6 @@ def internal_analysis_export(*, user: AbstractBaseUser) -> tuple[str, str]:
             ]
         )
         count += 1
-    ExportLog.objects.create(kind=ExportLog.Kind.INTERNAL_ANALYSIS, exported_by=user, row_count=count)
     access_log_record(
         staff_user=user,
         action=AccessLog.Action.LIST_EXPORTED,

@@ -8,7 +8,7 @@ from django.utils import timezone
 from django_countries.fields import CountryField
 
 from consents.models import Purpose
-from customers.models import Customer, Product
+from customers.models import AccessLog, Customer, Product
 
 from .rendering import TemplateRefused, check_template
 
@@ -212,24 +212,23 @@ class Suppression(models.Model):
         return f"{self.get_reason_display()} {self.created_at:%Y-%m-%d}"
 
 
-class ExportLog(models.Model):
-    """Who exported which personal-data list, when, and how many rows."""
+class ListExportManager(models.Manager):
+    def get_queryset(self):
+        return super().get_queryset().filter(action=AccessLog.Action.LIST_EXPORTED)
 
-    class Kind(models.TextChoices):
-        CALL_LIST = "call_list", "Market-research call list"
-        INTERNAL_ANALYSIS = "internal_analysis", "Internal-analysis purchase data"
 
-    kind = models.CharField(max_length=20, choices=Kind.choices)
-    exported_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    exported_at = models.DateTimeField(default=timezone.now)
-    row_count = models.PositiveIntegerField()
+class ExportLog(AccessLog):
+    """
+    The list exports (call list, internal-analysis data) as the customers' access log records
+    them: that log is the one record of who exported what, when and how many rows; this proxy
+    gives the exports their own admin page and their permissions.
+    """
+
+    objects = ListExportManager()
 
     class Meta:
-        ordering = ["-exported_at", "-id"]
+        proxy = True
         permissions = [
             ("export_call_list", "Can export the market-research call list"),
             ("export_internal_analysis", "Can export internal-analysis purchase data"),
         ]
-
-    def __str__(self) -> str:
-        return f"{self.get_kind_display()} by {self.exported_by} at {self.exported_at:%Y-%m-%d %H:%M}"

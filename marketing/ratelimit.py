@@ -3,8 +3,10 @@ The global send rate (MARKETING_SEND_RATE messages per second, 0 = unlimited).
 
 Providers cap the rate per account, not per worker, so the limit is counted in Redis and
 holds across every worker on every machine: a fixed window of one second (or 1/rate
-seconds for rates below one per second), one INCR per message. Without Redis (the
-file-system broker in development) each process counts for itself, and says so once.
+seconds for rates below one per second). A batch takes a claim's worth of the window's
+allowance at once (one INCRBY), before it claims and locks anything, and gives back what
+its claim did not use. Without Redis (the file-system broker in development) each process
+counts for itself, and says so once.
 """
 
 from __future__ import annotations
@@ -33,49 +35,86 @@ class RedisRateLimiter:
         self.client = redis.Redis.from_url(url)
         self.window, self.allowed = _window(rate)
         self.key_prefix = key_prefix
+        self._last_key = ""
 
-    def acquire(self) -> None:
+    def acquire(self, wanted: int = 1) -> int:
+        """
+        Wait until at least one message may go out, then take up to `wanted` of the current
+        window's allowance; returns how many were taken. The caller should hold no locks: this
+        may wait a window, or as long as Redis is unreachable (the task's time limit bounds it).
+        """
         while True:
             now = time.time()
             slot = int(now // self.window)
             key = f"{self.key_prefix}:{slot}"
             pipe = self.client.pipeline()
-            pipe.incr(key)
+            pipe.incrby(key, wanted)
             pipe.expire(key, self.window * 2 + 1)
             try:
                 count = pipe.execute()[0]
-            except redis.exceptions.ConnectionError:
-                # Redis restarting: wait for it rather than send uncounted (the task's time
-                # limit bounds the wait).
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                # Redis restarting or unreachable: wait for it rather than send uncounted.
                 time.sleep(0.5)
                 continue
-            if count <= self.allowed:
-                return
+            # Of the `wanted` just counted, those within the allowance are ours; the rest go back
+            # at once so that others can still take what is left of this window.
+            taken = max(0, min(wanted, self.allowed - (count - wanted)))
+            if taken < wanted:
+                self._give_back(key, wanted - taken)
+            if taken:
+                self._last_key = key
+                return taken
             time.sleep(max(0.001, (slot + 1) * self.window - now))
+
+    def release(self, unused: int) -> None:
+        """Hand back part of the last allowance taken (the claim found fewer rows than it asked for)."""
+        if unused > 0 and self._last_key:
+            self._give_back(self._last_key, unused)
+
+    def _give_back(self, key: str, count: int) -> None:
+        try:
+            self.client.decrby(key, count)
+        except redis.exceptions.RedisError:
+            # Lost: that window allows fewer messages than it could have, never more.
+            logger.debug("could not give back %s of the send rate's allowance", count, exc_info=True)
 
 
 class LocalRateLimiter:
     _lock = threading.Lock()
-    _slots: dict[int, int] = {}
+    _slot = -1
+    _used = 0
 
     def __init__(self, rate: float):
         self.window, self.allowed = _window(rate)
+        self._last_slot = -1
 
-    def acquire(self) -> None:
+    def acquire(self, wanted: int = 1) -> int:
         while True:
             now = time.time()
             slot = int(now // self.window)
             with self._lock:
-                count = self._slots.get(slot, 0) + 1
-                self._slots.clear()
-                self._slots[slot] = count
-            if count <= self.allowed:
-                return
+                cls = type(self)
+                if slot > cls._slot:
+                    cls._slot, cls._used = slot, 0
+                taken = max(0, min(wanted, self.allowed - cls._used))
+                cls._used += taken
+            if taken:
+                self._last_slot = slot
+                return taken
             time.sleep(max(0.001, (slot + 1) * self.window - now))
+
+    def release(self, unused: int) -> None:
+        with self._lock:
+            cls = type(self)
+            if unused > 0 and self._last_slot == cls._slot:
+                cls._used = max(0, cls._used - unused)
 
 
 class Unlimited:
-    def acquire(self) -> None:
+    def acquire(self, wanted: int = 1) -> int:
+        return wanted
+
+    def release(self, unused: int) -> None:
         return None
 
 

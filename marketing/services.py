@@ -54,13 +54,24 @@ def _locked(campaign: Campaign) -> Campaign:
 # Staff actions
 
 
+def campaign_lock_draft(*, campaign: Campaign) -> Campaign:
+    """
+    Lock the campaign's row until the caller's transaction ends, and refuse unless it is still
+    a draft. A form that calls this in its validation, inside the transaction that then saves,
+    turns "scheduled by someone else meanwhile" into a form error: nobody can schedule the
+    campaign between the check and the save.
+    """
+    current = _locked(campaign)
+    if current.status != Campaign.Status.DRAFT:
+        raise CampaignActionRefused(f"Only drafts can be edited; this campaign is {current.get_status_display()}.")
+    return current
+
+
 @transaction.atomic
 def campaign_save_draft(*, campaign: Campaign, user: AbstractBaseUser | None) -> Campaign:
     """Create or edit a draft. Templates are checked here: a broken one is refused with the error."""
     if campaign.pk is not None:
-        current = _locked(campaign)
-        if current.status != Campaign.Status.DRAFT:
-            raise CampaignActionRefused(f"Only drafts can be edited; this campaign is {current.get_status_display()}.")
+        campaign_lock_draft(campaign=campaign)
     elif user is not None and campaign.created_by_id is None:
         campaign.created_by = user
     campaign.status = Campaign.Status.DRAFT
@@ -355,13 +366,19 @@ def deliveries_send_batch(*, campaign_id: int, first_id: int, last_id: int) -> B
     sender = Sender()
     try:
         while True:
+            # The send rate's allowance for the claim comes first, while this batch holds nothing:
+            # waiting for the shared counter (its window used up, or Redis unreachable) claims
+            # no row and locks no consent, so a withdrawal meanwhile neither waits for this
+            # batch nor is missed by it (the claim below re-checks consent).
+            allowance = limiter.acquire(claim_size())
             ids = sql.claim(
                 campaign=campaign,
                 first_id=first_id,
                 last_id=last_id,
-                limit=claim_size(),
+                limit=allowance,
                 now=timezone.now(),
             )
+            limiter.release(allowance - len(ids))
             if not ids:
                 break
             # One transaction per claim: it holds the consent rows (FOR SHARE) while their
@@ -377,7 +394,7 @@ def deliveries_send_batch(*, campaign_id: int, first_id: int, last_id: int) -> B
                     .only("id", "attempts", *(f"customer__{name}" for name in _CUSTOMER_FIELDS_FOR_SENDING))
                     .order_by("pk")
                 )
-                stop = _send_claimed(deliveries, builder, sender, limiter, result)
+                stop = _send_claimed(deliveries, builder, sender, result)
             if stop:
                 break
     finally:
@@ -390,8 +407,10 @@ def deliveries_send_batch(*, campaign_id: int, first_id: int, last_id: int) -> B
 def claim_size() -> int:
     """
     Rows taken per claim. A claim's consent rows stay locked while its messages go out, so a
-    withdrawal may wait for one claim: under a send-rate limit, claim about one second's worth
-    (at 1 message/s, one row) rather than MARKETING_CLAIM_SIZE rows' worth of waiting.
+    withdrawal may wait for one claim's sending. Under a send-rate limit a claim asks for its
+    allowance before it is taken: at most one window's worth (about one second's, at 1
+    message/s one row), so the allowance can be had in one window and the claim's messages go
+    out together, without waiting in between.
     """
     rate = settings.MARKETING_SEND_RATE
     if rate and rate > 0:
@@ -399,15 +418,15 @@ def claim_size() -> int:
     return settings.MARKETING_CLAIM_SIZE
 
 
-def _send_claimed(deliveries, builder, sender, limiter, result: BatchResult) -> bool:
+def _send_claimed(deliveries, builder, sender, result: BatchResult) -> bool:
     """
-    Send claimed rows; returns True when the connection is gone and the batch should stop.
-    The rows sent are marked together when the claim is done (or left early).
+    Send claimed rows (their send-rate allowance is already taken); returns True when the
+    connection is gone and the batch should stop. The rows sent are marked together when the
+    claim is done (or left early).
     """
     sent: list[tuple[int, str, datetime, str]] = []
     try:
         for index, delivery in enumerate(deliveries):
-            limiter.acquire()
             try:
                 message = builder.build(delivery.customer)
             except (ValueError, UnicodeError) as error:
@@ -540,9 +559,22 @@ def campaigns_tick(*, now: datetime | None = None) -> dict[str, int]:
 
 
 def campaign_status_counts(campaign: Campaign) -> dict[str, int]:
-    counts = dict.fromkeys(Delivery.Status.values, 0)
-    for row in Delivery.objects.filter(campaign=campaign).values("status").annotate(n=Count("id")).order_by():
-        counts[row["status"]] = row["n"]
+    return campaigns_status_counts(campaign_ids=[campaign.pk])[campaign.pk]
+
+
+def campaigns_status_counts(*, campaign_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Deliveries per status for each campaign, in one query (the index on campaign and status)."""
+    counts = {pk: dict.fromkeys(Delivery.Status.values, 0) for pk in campaign_ids}
+    if not campaign_ids:
+        return counts
+    rows = (
+        Delivery.objects.filter(campaign_id__in=campaign_ids)
+        .values("campaign_id", "status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for row in rows:
+        counts[row["campaign_id"]][row["status"]] = row["n"]
     return counts
 
 

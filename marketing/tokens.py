@@ -1,15 +1,13 @@
 """
-Per-recipient unsubscribe links. The token names the customer (public UUID), the
+Per-recipient unsubscribe tokens. The token names the customer (public UUID), the
 purpose and the campaign; it never expires (withdrawal must always be possible) and
-needs no login.
+needs no login. The message builder (marketing/emails.py) puts them into the links.
 """
 
 import uuid
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.core import signing
-from django.urls import reverse
 
 from consents.models import Purpose
 from consents.tokens import BadToken
@@ -28,15 +26,6 @@ class UnsubscribeTarget:
 def make_unsubscribe_token(*, customer_public_id, purpose_code: str, campaign_public_id="") -> str:
     payload = {"c": str(customer_public_id), "p": purpose_code, "m": str(campaign_public_id or "")}
     return signing.dumps(payload, salt=UNSUBSCRIBE_SALT, compress=True)
-
-
-def unsubscribe_url(*, customer_public_id, purpose_code: str, campaign_public_id="") -> str:
-    token = make_unsubscribe_token(
-        customer_public_id=customer_public_id, purpose_code=purpose_code, campaign_public_id=campaign_public_id
-    )
-    # Ends in "/": mail providers POST exactly this URL (RFC 8058), and APPEND_SLASH would
-    # otherwise answer their POST with an error before our view runs.
-    return settings.SITE_URL + reverse("marketing:unsubscribe", args=[token])
 
 
 def read_unsubscribe_token(token: str) -> UnsubscribeTarget:

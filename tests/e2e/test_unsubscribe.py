@@ -3,8 +3,7 @@ from pathlib import Path
 import pytest
 
 from consents.models import Consent, ConsentEvent, Source
-from marketing.tokens import unsubscribe_url
-from tests.marketing.helpers import customer_who_consents, ensure_purposes
+from tests.marketing.helpers import customer_who_consents, ensure_purposes, unsubscribe_link
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -20,7 +19,7 @@ def _site(settings, live_server):
 
 def test_a_customer_unsubscribes_with_the_button_in_a_real_browser(live_server, page):
     ada = customer_who_consents(email="ada@example.com", first_name="Ada")
-    url = unsubscribe_url(customer_public_id=ada.public_id, purpose_code="newsletter")
+    url = unsubscribe_link(ada)
 
     response = page.goto(url)
     assert response.status == 200
@@ -42,7 +41,7 @@ def test_a_customer_unsubscribes_with_the_button_in_a_real_browser(live_server, 
 
 def test_the_link_without_its_final_slash_works_too(live_server, page):
     ada = customer_who_consents(email="ada@example.com")
-    url = unsubscribe_url(customer_public_id=ada.public_id, purpose_code="newsletter").rstrip("/")
+    url = unsubscribe_link(ada).rstrip("/")
     page.goto(url)
     page.get_by_role("button", name="Unsubscribe from Newsletter").click()
     assert page.locator("h1").inner_text() == "You are unsubscribed from Newsletter"
@@ -51,7 +50,7 @@ def test_the_link_without_its_final_slash_works_too(live_server, page):
 
 def test_a_damaged_link_shows_a_friendly_page(live_server, page):
     ada = customer_who_consents(email="ada@example.com")
-    url = unsubscribe_url(customer_public_id=ada.public_id, purpose_code="newsletter")
+    url = unsubscribe_link(ada)
     response = page.goto(url[:-8] + "xx" + url[-6:])
     assert response.status == 400
     assert page.locator("h1").inner_text() == "This link does not work"

@@ -92,3 +92,12 @@ def customer_who_withdrew(code: str = "newsletter", **fields):
     customer = customer_who_consents(code, **fields)
     consent_withdraw(customer=customer, purpose=purpose(code), source=Source.PREFERENCE_PAGE)
     return customer
+
+
+def unsubscribe_link(customer, code: str = "newsletter") -> str:
+    """The unsubscribe link a campaign message for the purpose carries (List-Unsubscribe), as built for sending."""
+    from marketing.emails import CampaignMessageBuilder
+    from marketing.models import Campaign
+
+    campaign = Campaign(name="Links", purpose=purpose(code), subject="News", text_body="Hello")
+    return CampaignMessageBuilder(campaign).build(customer).headers["List-Unsubscribe"].strip("<>")

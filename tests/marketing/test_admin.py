@@ -1,7 +1,9 @@
 import pytest
 from django.contrib.auth.models import Permission
 from django.core import mail
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from marketing import services
 from marketing.models import Campaign, CampaignAction, Delivery, ExportLog
@@ -107,6 +109,37 @@ def test_the_campaign_page_shows_counts_per_status_and_a_progress_bar(admin_clie
     assert "<td>1</td><td>0</td><td>1</td><td>0</td><td>0</td><td>0</td>" in page
 
 
+def test_the_campaign_list_shows_progress_with_as_many_queries_for_six_campaigns_as_for_two(
+    admin_client, make_campaign
+):
+    ada = customer_who_consents(email="ada@example.com")
+    grace = customer_who_consents(email="grace@example.com")
+
+    def campaign_half_sent(number: int) -> None:
+        campaign = make_campaign(name=f"Campaign {number}")
+        Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.SENDING, scheduled_at=campaign.created_at)
+        Delivery.objects.create(campaign=campaign, customer=ada, status=Delivery.Status.SENT)
+        Delivery.objects.create(campaign=campaign, customer=grace, status=Delivery.Status.QUEUED)
+
+    def open_the_list() -> tuple[str, int]:
+        with CaptureQueriesContext(connection) as queries:
+            response = admin_client.get("/admin/marketing/campaign/")
+        assert response.status_code == 200
+        return response.content.decode(), len(queries)
+
+    for number in range(2):
+        campaign_half_sent(number)
+    make_campaign(name="A draft")
+    page, queries_for_two = open_the_list()
+    assert page.count('<progress max="2" value="1"></progress> 1/2') == 2
+
+    for number in range(2, 6):
+        campaign_half_sent(number)
+    page, queries_for_six = open_the_list()
+    assert page.count('<progress max="2" value="1"></progress> 1/2') == 6
+    assert queries_for_six == queries_for_two
+
+
 def test_marketing_staff_without_customer_access_do_not_see_addresses_in_the_delivery_list(
     admin_client, marketer, make_campaign, staff_user
 ):
@@ -129,7 +162,10 @@ def test_exports_download_from_admin_and_are_logged_with_who(admin_client, staff
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
     assert "Ada" in response.content.decode()
-    assert ExportLog.objects.get().exported_by == staff_user
+    assert ExportLog.objects.get().staff_user == staff_user
+    page = admin_client.get("/admin/marketing/exportlog/").content.decode()
+    assert "Market-research call list: 1 customers" in page
+    assert "marketer" in page
 
 
 def test_staff_without_the_export_permission_cannot_download(client, marketer, purposes):
@@ -166,19 +202,96 @@ def test_a_delivery_page_opens_for_both_kinds_of_staff(admin_client, marketer, m
     assert "ada@example.com" not in page.content.decode()
 
 
-def test_a_sending_campaign_cannot_be_edited_and_a_stale_form_loses_nothing(admin_client, make_campaign, staff_user):
-    campaign = make_campaign()
-    page = admin_client.get(f"/admin/marketing/campaign/{campaign.pk}/change/").content.decode()
-    assert 'name="_save"' in page
-    services.campaign_schedule(campaign=campaign, user=staff_user, at=campaign.created_at.replace(year=2099))
+def draft_form(campaign, **changes) -> dict[str, str]:
+    """What the campaign's change form posts, as a member of staff would send it."""
+    data = {
+        "name": campaign.name,
+        "purpose": str(campaign.purpose_id),
+        "subject": campaign.subject,
+        "text_body": campaign.text_body,
+        "html_body": campaign.html_body,
+        "from_email": campaign.from_email,
+        "reply_to": campaign.reply_to,
+        "filter_country": "",
+        "filter_language": "",
+        "filter_product": "",
+        "scheduled_at_0": "",
+        "scheduled_at_1": "",
+        "actions-TOTAL_FORMS": "0",
+        "actions-INITIAL_FORMS": "0",
+        "_save": "Save",
+    }
+    data.update(changes)
+    return data
 
-    page = admin_client.get(f"/admin/marketing/campaign/{campaign.pk}/change/").content.decode()
-    assert 'name="_save"' not in page
+
+def test_a_draft_form_saves_the_changes_and_records_who(admin_client, make_campaign, staff_user):
+    campaign = make_campaign()
     response = admin_client.post(
-        f"/admin/marketing/campaign/{campaign.pk}/change/",
-        {"actions-TOTAL_FORMS": "0", "actions-INITIAL_FORMS": "0"},
+        f"/admin/marketing/campaign/{campaign.pk}/change/", draft_form(campaign, subject="Summer news")
     )
     assert response.status_code == 302
     campaign.refresh_from_db()
+    assert campaign.subject == "Summer news"
+    assert campaign.actions.filter(action="saved", staff_user=staff_user).exists()
+
+
+def test_a_sending_campaign_cannot_be_edited_and_a_stale_form_loses_nothing(
+    admin_client, make_campaign, staff_user, django_user_model
+):
+    # given Ada opened the draft's form, and Grace scheduled the campaign meanwhile
+    campaign = make_campaign()
+    page = admin_client.get(f"/admin/marketing/campaign/{campaign.pk}/change/").content.decode()
+    assert 'name="_save"' in page
+    grace = django_user_model.objects.create_user("grace", "grace@example.com", is_staff=True)
+    services.campaign_schedule(campaign=campaign, user=grace, at=campaign.created_at.replace(year=2099))
+    page = admin_client.get(f"/admin/marketing/campaign/{campaign.pk}/change/").content.decode()
+    assert 'name="_save"' not in page
+
+    # when Ada saves her stale form with a new subject
+    response = admin_client.post(
+        f"/admin/marketing/campaign/{campaign.pk}/change/", draft_form(campaign, subject="Edited too late")
+    )
+
+    # then the form comes back with the reason and her text, and nothing was saved
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Only drafts can be edited; this campaign is Scheduled. Your changes below were not saved." in page
+    assert 'value="Edited too late"' in page
+    assert "changed successfully" not in page
+    assert not list(response.context["messages"])
+    campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.SCHEDULED
     assert campaign.subject == 'Spring news for {{ first_name|default:"you" }}'
+    assert not campaign.actions.filter(action="saved").exists()
+
+
+def test_a_draft_scheduled_while_its_form_is_being_saved_is_refused_as_a_form_error(
+    admin_client, make_campaign, staff_user, monkeypatch
+):
+    """The admin had read the draft for this very request when someone else scheduled it."""
+    from marketing.admin import CampaignAdmin
+
+    campaign = make_campaign()
+    read_the_draft = CampaignAdmin.get_object
+
+    def scheduled_right_after_reading(self, request, object_id, from_field=None):
+        draft = read_the_draft(self, request, object_id, from_field)
+        if request.method == "POST" and draft.is_editable:
+            services.campaign_schedule(campaign=Campaign.objects.get(pk=campaign.pk), user=staff_user)
+        return draft
+
+    monkeypatch.setattr(CampaignAdmin, "get_object", scheduled_right_after_reading)
+    response = admin_client.post(
+        f"/admin/marketing/campaign/{campaign.pk}/change/", draft_form(campaign, subject="Edited too late")
+    )
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Only drafts can be edited; this campaign is Scheduled. Your changes below were not saved." in page
+    assert "changed successfully" not in page
+    assert not list(response.context["messages"])
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.SCHEDULED
+    assert campaign.subject == 'Spring news for {{ first_name|default:"you" }}'
+    assert not campaign.actions.filter(action="saved").exists()

@@ -2,8 +2,11 @@ import csv
 import io
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from customers.models import AccessLog
 from customers.services import customer_export
 from marketing import exports, services
 from marketing.models import Delivery, ExportLog, Suppression
@@ -38,8 +41,9 @@ def test_the_call_list_holds_only_customers_consenting_to_market_research_and_is
     assert listed[0]["city"] == "London"
     assert "email" not in listed[0]
     assert filename.startswith("market-research-call-list-")
-    log = ExportLog.objects.get()
-    assert (log.kind, log.exported_by, log.row_count) == ("call_list", staff_user, 2)
+    log = AccessLog.objects.get()
+    assert (log.action, log.staff_user) == ("list_exported", staff_user)
+    assert log.detail == "Market-research call list: 2 customers"
 
 
 def test_internal_analysis_holds_only_consenting_customers_under_a_stable_pseudonym(purposes, staff_user):
@@ -59,7 +63,24 @@ def test_internal_analysis_holds_only_consenting_customers_under_a_stable_pseudo
     assert (listed[0]["country"], listed[0]["currency"], listed[0]["reseller"]) == ("DE", "EUR", "Paddle")
     assert rows(second)[0]["customer"] == listed[0]["customer"]  # stable across exports
     assert "ada@example.com" not in first
-    assert ExportLog.objects.filter(kind="internal_analysis").count() == 2
+    assert [log.detail for log in ExportLog.objects.all()] == [
+        "Internal-analysis purchase data (pseudonymised): 2 registrations"
+    ] * 2
+
+
+@pytest.mark.parametrize("export", [exports.call_list_export, exports.internal_analysis_export])
+def test_an_export_is_recorded_once_in_the_access_log_which_the_export_logs_list(purposes, staff_user, export):
+    customer_who_consents("market_research", first_name="Ada")
+    AccessLog.objects.create(staff_user=staff_user, customer=CustomerFactory(), action=AccessLog.Action.VIEWED)
+
+    with CaptureQueriesContext(connection) as queries:
+        export(user=staff_user)
+
+    inserts = [q["sql"] for q in queries if q["sql"].lstrip().upper().startswith("INSERT")]
+    assert len(inserts) == 1
+    assert AccessLog._meta.db_table in inserts[0]
+    exported = AccessLog.objects.get(action=AccessLog.Action.LIST_EXPORTED)
+    assert list(ExportLog.objects.all()) == [exported]  # the export logs list only the list exports
 
 
 def test_the_data_export_lists_emails_sent_and_erasure_keeps_campaign_and_time_only(

@@ -3,6 +3,7 @@ Sending, end to end on the database in use (SQLite locally, PostgreSQL in CI): t
 in-process (eager) and every message goes over real SMTP to an in-process aiosmtpd server.
 """
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -292,6 +293,28 @@ def test_a_lost_server_puts_the_rows_back_and_gives_up_after_the_maximum(make_ca
         services.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=services.LAST_ID)
     assert set(Delivery.objects.values_list("status", flat=True)) == {Delivery.Status.FAILED}
     assert "gave up after 2 attempts" in Delivery.objects.get(customer=ada).last_error
+
+
+def test_under_a_send_rate_a_batch_sends_every_message_and_no_more_per_second_than_the_rate(
+    smtp, make_campaign, staff_user, settings
+):
+    settings.MARKETING_SEND_RATE = 4
+    settings.MARKETING_RATE_LIMIT_REDIS_URL = ""  # this process counts for itself
+    readers = [customer_who_consents(email=f"reader{n}@example.com") for n in range(6)]
+    campaign = make_campaign()
+    services.campaign_schedule(campaign=campaign, user=staff_user)
+    services.campaigns_dispatch_due()
+    time.sleep(1 - time.time() % 1 + 0.01)  # start with a whole window, so the sends stay inside it
+
+    result = services.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=services.LAST_ID)
+
+    assert result.sent == 6
+    assert smtp.handler.recipients() == sorted(r.email for r in readers)
+    per_second: dict[int, int] = {}
+    for sent_at in Delivery.objects.values_list("sent_at", flat=True):
+        per_second[int(sent_at.timestamp())] = per_second.get(int(sent_at.timestamp()), 0) + 1
+    assert max(per_second.values()) <= 4
+    assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.SENT
 
 
 def test_under_a_send_rate_a_claim_takes_about_one_seconds_worth(settings):

@@ -2,9 +2,8 @@ import pytest
 from django.test import Client
 
 from consents.models import Consent, ConsentEvent, Source
-from marketing.tokens import unsubscribe_url
 
-from .helpers import customer_who_consents, purpose
+from .helpers import customer_who_consents, purpose, unsubscribe_link
 
 pytestmark = pytest.mark.django_db
 
@@ -14,9 +13,8 @@ def ada(purposes):
     return customer_who_consents(email="ada@example.com")
 
 
-def link_for(customer, code="newsletter", campaign="") -> str:
-    url = unsubscribe_url(customer_public_id=customer.public_id, purpose_code=code, campaign_public_id=campaign)
-    return url.removeprefix("https://consent.example.com")
+def link_for(customer, code="newsletter") -> str:
+    return unsubscribe_link(customer, code).removeprefix("https://consent.example.com")
 
 
 def granted(customer, code="newsletter") -> bool:

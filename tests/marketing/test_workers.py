@@ -8,6 +8,7 @@ import time
 import uuid
 
 import pytest
+import redis
 from django.db import connection, transaction
 
 from consents.models import Source
@@ -16,7 +17,7 @@ from marketing import services, sql
 from marketing.models import Campaign, Delivery
 from marketing.ratelimit import RedisRateLimiter
 
-from .helpers import customer_who_consents, purpose
+from .helpers import customer_who_consents, free_port, purpose
 
 
 def wait_for(condition, timeout=60.0):
@@ -67,6 +68,9 @@ def test_the_send_rate_holds_across_workers_through_redis(settings):
                 stamps.append(time.time())
 
     threads = [threading.Thread(target=send, args=(w,)) for w in workers]
+    # Start with a whole window: a message allowed just before a second ends but stamped just
+    # after it would otherwise be counted here with the next second's messages.
+    time.sleep(1 - time.time() % 1 + 0.01)
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -78,6 +82,19 @@ def test_the_send_rate_holds_across_workers_through_redis(settings):
     assert len(stamps) == 16
     assert max(per_second.values()) <= 5  # together, not 5 each
     assert len(per_second) >= 4
+
+
+@pytest.mark.redis
+def test_batches_take_a_claims_worth_of_the_rate_at_once_and_give_back_what_they_did_not_use(settings):
+    prefix = f"test:send-rate:{uuid.uuid4()}"
+    first, second, third = (RedisRateLimiter(settings.CELERY_BROKER_URL, 5, key_prefix=prefix) for _ in range(3))
+    time.sleep(1 - time.time() % 1 + 0.01)  # all within one second's window
+
+    assert first.acquire(3) == 3
+    assert second.acquire(3) == 2  # what is left of the five
+    first.release(1)  # its claim found two rows
+    assert third.acquire(3) == 1
+    assert int(time.time()) == int(first._last_key.rsplit(":", 1)[1])  # still the same window
 
 
 @pytest.mark.postgres
@@ -131,3 +148,66 @@ def test_concurrent_copies_of_a_batch_send_each_message_once(smtp, make_campaign
     assert smtp.handler.recipients() == sorted(r.email for r in readers)
     assert sql.batch_starts(campaign.pk, 5) == []
     assert Delivery.objects.filter(status="sent").count() == 20
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("why_it_waits", ["the window is used up", "Redis is unreachable"])
+def test_a_withdrawal_does_not_wait_for_a_batch_that_waits_for_the_send_rate(
+    smtp, make_campaign, staff_user, settings, monkeypatch, why_it_waits
+):
+    # given a campaign for Ada, sent at one message per second across all workers
+    settings.MARKETING_SEND_RATE = 1
+    ada = customer_who_consents(email="ada@example.com")
+    campaign = make_campaign()
+    services.campaign_schedule(campaign=campaign, user=staff_user)
+    services.campaigns_dispatch_due()
+    prefix = f"test:send-rate:{uuid.uuid4()}"
+    if why_it_waits == "Redis is unreachable":
+        limiter = RedisRateLimiter(f"redis://127.0.0.1:{free_port()}/0", 1, key_prefix=prefix)
+    else:
+        limiter = RedisRateLimiter(settings.CELERY_BROKER_URL, 1, key_prefix=prefix)
+        now = int(time.time())
+        for slot in range(now, now + 4):  # other workers took this second's message and the next three
+            limiter.client.set(f"{prefix}:{slot}", 1, ex=30)
+    waiting = threading.Event()
+    take_allowance = limiter.acquire
+
+    def acquire(*args, **kwargs):
+        waiting.set()
+        return take_allowance(*args, **kwargs)
+
+    monkeypatch.setattr(limiter, "acquire", acquire)
+    monkeypatch.setattr(services, "send_rate_limiter", lambda: limiter)
+
+    def batch():
+        try:
+            services.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=services.LAST_ID)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=batch)
+    thread.start()
+    assert waiting.wait(10)
+    time.sleep(0.3)  # the batch is waiting for its allowance
+
+    # when Ada unsubscribes meanwhile
+    began = time.monotonic()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '3s'")  # a blocked withdrawal fails the test, not hangs it
+        consent_withdraw(customer=ada, purpose=purpose("newsletter"), source=Source.ONE_CLICK)
+        took = time.monotonic() - began
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+        limiter.client = redis.Redis.from_url(settings.CELERY_BROKER_URL)  # Redis is back
+        thread.join(30)
+
+    # then the withdrawal did not wait for the batch, and the batch did not send to Ada
+    assert took < 1.0
+    assert not thread.is_alive()
+    assert smtp.handler.recipients() == []
+    delivery = Delivery.objects.get(customer=ada)
+    assert (delivery.status, delivery.skip_reason) == (Delivery.Status.SKIPPED, Delivery.SkipReason.CONSENT_WITHDRAWN)
