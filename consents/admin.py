@@ -157,13 +157,19 @@ class CustomerAdmin(BaseCustomerAdmin):
                 for state in consent_states(customer=obj)
             ),
         )
+        if obj.is_erased:
+            record = format_html("<em>{}</em>", services.CustomerErased(obj.erased_at).messages[0])
+        else:
+            record = format_html(
+                '<a class="button" href="{}">Record consent on the customer\'s behalf</a>',
+                reverse("admin:customers_customer_record_consent", args=[obj.pk]),
+            )
         return format_html(
             '<table class="consent-summary"><thead><tr><th>Purpose</th><th>State</th><th>Since</th>'
             "<th>Source</th><th>Policy</th></tr></thead><tbody>{}</tbody></table>"
-            '<p><a class="button" href="{}">Record consent on the customer\'s behalf</a> '
-            '<a class="button" href="{}">Download consent receipt (JSON)</a></p>',
+            '<p>{} <a class="button" href="{}">Download consent receipt (JSON)</a></p>',
             rows,
-            reverse("admin:customers_customer_record_consent", args=[obj.pk]),
+            record,
             reverse("admin:customers_customer_consent_receipt", args=[obj.pk]),
         )
 
@@ -212,6 +218,8 @@ class CustomerAdmin(BaseCustomerAdmin):
             "form": form,
             "opts": self.model._meta,
             "states": consent_states(customer=customer),
+            # Said before staff fill in the form; a POST gets the same refusal from the service.
+            "erased_message": services.CustomerErased(customer.erased_at).messages[0] if customer.is_erased else "",
         }
         return TemplateResponse(request, "admin/consents/record_consent.html", context)
 

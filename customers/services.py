@@ -264,7 +264,16 @@ def customers_import(
                 row_errors.append(RowError(line, "email", f"the same address is already on row {seen[email]}"))
             else:
                 seen[email] = line
-            if email in existing and not update:
+            if email in existing and existing[email].erased_at is not None:
+                # Its address is a placeholder: a row naming it comes from an old export of ours.
+                row_errors.append(
+                    RowError(
+                        line,
+                        "email",
+                        "this record's data was erased: it is not updated, and no consent is recorded for it",
+                    )
+                )
+            elif email in existing and not update:
                 row_errors.append(
                     RowError(line, "email", "a customer with this address already exists (use --update to update it)")
                 )
