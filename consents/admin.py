@@ -154,7 +154,7 @@ class CustomerAdmin(BaseCustomerAdmin):
                     if state.event and state.event.policy_version
                     else "–",
                 )
-                for state in consent_states(customer=obj)
+                for state in consent_states(customer=obj, with_events=True)
             ),
         )
         if obj.is_erased:
@@ -217,7 +217,7 @@ class CustomerAdmin(BaseCustomerAdmin):
             "customer": customer,
             "form": form,
             "opts": self.model._meta,
-            "states": consent_states(customer=customer),
+            "states": consent_states(customer=customer, with_events=True),
             # Said before staff fill in the form; a POST gets the same refusal from the service.
             "erased_message": services.CustomerErased(customer.erased_at).messages[0] if customer.is_erased else "",
         }

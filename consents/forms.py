@@ -10,7 +10,7 @@ from django.utils.translation import get_language
 from customers.forms import DETAIL_FIELDS
 from customers.models import Customer, normalise_email
 
-from .preferences import PurposeChoice
+from .selectors import PurposeState
 
 
 class LinkRequestForm(forms.Form):
@@ -28,7 +28,7 @@ class LinkRequestForm(forms.Form):
 class PreferencesForm(forms.Form):
     """One checkbox per purpose, named after the purpose's stable code."""
 
-    def __init__(self, *args, choices: list[PurposeChoice], **kwargs):
+    def __init__(self, *args, choices: list[PurposeState], **kwargs):
         super().__init__(*args, **kwargs)
         self.choices = choices
         for choice in choices:
