@@ -416,10 +416,12 @@ class PolicyVersionAdmin(admin.ModelAdmin):
     form = PolicyVersionForm
     list_display = ["version", "effective_at", "is_current"]
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).with_is_current()
+
     @admin.display(description="current", boolean=True)
     def is_current(self, obj: PolicyVersion) -> bool:
-        current = PolicyVersion.objects.current()
-        return current is not None and current.pk == obj.pk
+        return bool(obj.is_current)  # None when no version is in force yet
 
     def _in_force(self, obj) -> bool:
         return obj is not None and obj.effective_at <= timezone.now()
