@@ -234,3 +234,26 @@ def test_an_address_added_by_someone_else_while_importing_is_refused_naming_the_
         "row 3, email: a customer with this address was added while the file was being imported"
     ]
     assert list(Customer.objects.values_list("email", flat=True)) == ["grace@example.com"]
+
+
+@pytest.mark.parametrize("update", [False, True])
+def test_checking_a_file_costs_the_same_number_of_queries_for_3_rows_or_40(update):
+    def import_queries(size: int, prefix: str) -> int:
+        emails = [f"{prefix}{n}@example.com" for n in range(size)]
+        if update:
+            for email in emails:
+                CustomerFactory(email=email, last_name="Byron")
+        with CaptureQueriesContext(connection) as queries:
+            customers_import(**rows_for(emails, last_name="King"), update=update)
+        return len(queries.captured_queries)
+
+    assert import_queries(3, "few") == import_queries(40, "many")
+
+
+def test_an_invalid_or_overlong_address_is_still_refused_by_the_row_check(tmp_path):
+    path = write(tmp_path, f"{'a' * 250}@example.com,Ada,,,,,,,,,,GB,en,GBP\nada@,Ada,,,,,,,,,,GB,en,GBP\n")
+    err = io.StringIO()
+    with pytest.raises(CommandError):
+        call_command("import_customers", str(path), "--no-progress", stdout=io.StringIO(), stderr=err)
+    assert "row 2, email:" in err.getvalue() and "row 3, email:" in err.getvalue()
+    assert not Customer.objects.exists()
