@@ -154,16 +154,22 @@ class CustomerAdmin(BaseCustomerAdmin):
                     if state.event and state.event.policy_version
                     else "–",
                 )
-                for state in consent_states(customer=obj)
+                for state in consent_states(customer=obj, with_events=True)
             ),
         )
+        if obj.is_erased:
+            record = format_html("<em>{}</em>", services.CustomerErased(obj.erased_at).messages[0])
+        else:
+            record = format_html(
+                '<a class="button" href="{}">Record consent on the customer\'s behalf</a>',
+                reverse("admin:customers_customer_record_consent", args=[obj.pk]),
+            )
         return format_html(
             '<table class="consent-summary"><thead><tr><th>Purpose</th><th>State</th><th>Since</th>'
             "<th>Source</th><th>Policy</th></tr></thead><tbody>{}</tbody></table>"
-            '<p><a class="button" href="{}">Record consent on the customer\'s behalf</a> '
-            '<a class="button" href="{}">Download consent receipt (JSON)</a></p>',
+            '<p>{} <a class="button" href="{}">Download consent receipt (JSON)</a></p>',
             rows,
-            reverse("admin:customers_customer_record_consent", args=[obj.pk]),
+            record,
             reverse("admin:customers_customer_consent_receipt", args=[obj.pk]),
         )
 
@@ -211,7 +217,9 @@ class CustomerAdmin(BaseCustomerAdmin):
             "customer": customer,
             "form": form,
             "opts": self.model._meta,
-            "states": consent_states(customer=customer),
+            "states": consent_states(customer=customer, with_events=True),
+            # Said before staff fill in the form; a POST gets the same refusal from the service.
+            "erased_message": services.CustomerErased(customer.erased_at).messages[0] if customer.is_erased else "",
         }
         return TemplateResponse(request, "admin/consents/record_consent.html", context)
 
@@ -408,10 +416,12 @@ class PolicyVersionAdmin(admin.ModelAdmin):
     form = PolicyVersionForm
     list_display = ["version", "effective_at", "is_current"]
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).with_is_current()
+
     @admin.display(description="current", boolean=True)
     def is_current(self, obj: PolicyVersion) -> bool:
-        current = PolicyVersion.objects.current()
-        return current is not None and current.pk == obj.pk
+        return bool(obj.is_current)  # None when no version is in force yet
 
     def _in_force(self, obj) -> bool:
         return obj is not None and obj.effective_at <= timezone.now()

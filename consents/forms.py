@@ -11,7 +11,7 @@ from django.utils.translation import get_language
 from customers.forms import DETAIL_FIELDS
 from customers.models import Customer, normalise_email
 
-from .preferences import PurposeChoice
+from .selectors import PurposeState
 
 
 class LinkRequestForm(forms.Form):
@@ -39,7 +39,7 @@ class PurposeRow:
 class PreferencesForm(forms.Form):
     """One checkbox per purpose, named after the purpose's stable code."""
 
-    def __init__(self, *args, choices: list[PurposeChoice], **kwargs):
+    def __init__(self, *args, choices: list[PurposeState], **kwargs):
         super().__init__(*args, **kwargs)
         self.choices = choices
         for choice in choices:

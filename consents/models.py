@@ -30,7 +30,16 @@ class Purpose(models.Model):
 class PolicyVersionQuerySet(models.QuerySet):
     def current(self, at=None) -> "PolicyVersion | None":
         """The latest version that has taken effect (exactly one at any moment once one exists)."""
-        return self.filter(effective_at__lte=at or timezone.now()).order_by("-effective_at", "-id").first()
+        return self.in_force(at).first()
+
+    def with_is_current(self, at=None) -> "PolicyVersionQuerySet":
+        """Annotate `is_current` on each version, in the same query (a list would otherwise ask per row)."""
+        current_pk = models.Subquery(PolicyVersion.objects.in_force(at).values("pk")[:1])
+        return self.annotate(is_current=models.ExpressionWrapper(Q(pk=current_pk), output_field=models.BooleanField()))
+
+    def in_force(self, at=None) -> "PolicyVersionQuerySet":
+        """Versions that have taken effect, latest first."""
+        return self.filter(effective_at__lte=at or timezone.now()).order_by("-effective_at", "-id")
 
 
 class PolicyVersion(models.Model):

@@ -7,79 +7,54 @@ these; every consent change still goes through consents.services.consent_set.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
 from django.core.mail import EmailMessage
 from django.db import transaction
-from django.db.models import F, FilteredRelation, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
 from customers.models import Customer, normalise_email
 
-from .models import ConsentEvent, Purpose, Source
+from .models import ConsentEvent, Source
+from .selectors import PurposeState, consent_states
 from .services import RequestMeta, consent_set
 from .tokens import make_email_change_token, preference_url
 
 
-class PurposeState:
-    GRANTED = "granted"
-    WITHDRAWN = "withdrawn"
-    NEVER_ASKED = "never_asked"
-
-
-@dataclass(frozen=True)
-class PurposeChoice:
-    """One line of the preference page: the purpose, its wording and where the customer stands."""
-
-    purpose: Purpose
-    state: str
-    since: object | None
-
-    @property
-    def granted(self) -> bool:
-        return self.state == PurposeState.GRANTED
-
-
-def purpose_choices(*, customer: Customer) -> list[PurposeChoice]:
-    """Every purpose with the customer's current state (one query whatever the number of purposes)."""
-    purposes = Purpose.objects.annotate(
-        mine=FilteredRelation("consents", condition=Q(consents__customer=customer)),
-        mine_granted=F("mine__granted"),
-        mine_since=F("mine__since"),
-    )
-    choices = []
-    for purpose in purposes:
-        if purpose.mine_since is None:  # a current consent always has its date: none is held
-            choices.append(PurposeChoice(purpose, PurposeState.NEVER_ASKED, None))
-        else:
-            state = PurposeState.GRANTED if purpose.mine_granted else PurposeState.WITHDRAWN
-            choices.append(PurposeChoice(purpose, state, purpose.mine_since))
-    return choices
-
-
-def preferences_save(*, customer: Customer, wanted: dict[str, bool], request_meta: RequestMeta) -> list[ConsentEvent]:
+def preferences_save(
+    *,
+    customer: Customer,
+    wanted: dict[str, bool],
+    request_meta: RequestMeta,
+    states: list[PurposeState] | None = None,
+) -> list[ConsentEvent]:
     """
     Record the customer's choices from the preference page: one event for each purpose whose
     state changes, none for the rest. A purpose never asked about and left unticked stays
     "never asked" (leaving a box empty is not a decision to record).
+
+    `states` are the ones the page's form was built from (consent_states), so a save works
+    them out once; without them they are read here. Either way consent_set re-checks each
+    change under the customer's row lock, so a save racing another records each change once.
     """
+    if states is None:
+        states = consent_states(customer=customer)
     events = []
     with transaction.atomic():
-        for choice in purpose_choices(customer=customer):
-            if choice.purpose.code not in wanted:
+        for current in states:
+            if current.purpose.code not in wanted:
                 continue
-            want = wanted[choice.purpose.code]
-            if want == choice.granted:
+            want = wanted[current.purpose.code]
+            if want == current.granted:
                 continue
-            if not want and choice.state == PurposeState.NEVER_ASKED:
+            if not want and current.state == PurposeState.NEVER_ASKED:
                 continue
             event = consent_set(
                 customer=customer,
-                purpose=choice.purpose,
+                purpose=current.purpose,
                 granted=want,
                 source=Source.PREFERENCE_PAGE,
                 request_meta=request_meta,

@@ -60,7 +60,7 @@ def consent_receipt(*, customer: Customer) -> dict[str, Any]:
     ):
         history.setdefault(event.purpose_id, []).append(_event_proof(event))
     purposes = []
-    for state in consent_states(customer=customer):
+    for state in consent_states(customer=customer, with_events=True):
         purpose = state.purpose
         purposes.append(
             {

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import ClassVar
+
+from django.db.models import F, FilteredRelation, Q
 
 from customers.models import CONSENT_GRANTED, CONSENT_NEVER_ASKED, CONSENT_WITHDRAWN, Customer
 
-from .models import Consent, ConsentEvent, Purpose
+from .models import ConsentEvent, Purpose
 
 STATE_LABELS = {
     CONSENT_GRANTED: "Granted",
@@ -18,11 +21,25 @@ STATE_LABELS = {
 
 @dataclass(frozen=True)
 class PurposeState:
-    """One purpose as it stands for one customer, with the event that decided it (None: never asked)."""
+    """
+    One purpose as it stands for one customer: granted, withdrawn or never asked, since when,
+    and (when asked for) the event that decided it.
+    """
+
+    GRANTED: ClassVar[str] = CONSENT_GRANTED
+    WITHDRAWN: ClassVar[str] = CONSENT_WITHDRAWN
+    NEVER_ASKED: ClassVar[str] = CONSENT_NEVER_ASKED
+    # Templates compare with {{ states.GRANTED }}: the class is passed as it is, not called.
+    do_not_call_in_templates: ClassVar[bool] = True
 
     purpose: Purpose
     state: str
-    event: ConsentEvent | None
+    since: datetime | None = None  # the time of the decision in force; None: never asked
+    event: ConsentEvent | None = None  # only with consent_states(with_events=True)
+
+    @property
+    def granted(self) -> bool:
+        return self.state == CONSENT_GRANTED
 
     @property
     def label(self) -> str:
@@ -30,24 +47,30 @@ class PurposeState:
 
     @property
     def decided_at(self) -> datetime | None:
-        return self.event.occurred_at if self.event else None
+        return self.since
 
 
-def consent_states(*, customer: Customer) -> list[PurposeState]:
-    """Every purpose, in display order, with the customer's current state. Two queries."""
-    current = {
-        consent.purpose_id: consent
-        for consent in Consent.objects.filter(customer_id=customer.pk).select_related(
-            "event__policy_version", "event__staff_user"
-        )
-    }
+def consent_states(*, customer: Customer, with_events: bool = False) -> list[PurposeState]:
+    """
+    Every purpose, in display order, with the customer's current state: one query whatever the
+    number of purposes. with_events=True also loads each deciding event with its policy version
+    and staff user (the proof staff and receipts show): one query more.
+    """
+    purposes = Purpose.objects.annotate(
+        current=FilteredRelation("consents", condition=Q(consents__customer_id=customer.pk)),
+        current_granted=F("current__granted"),
+        current_since=F("current__since"),
+        current_event_id=F("current__event_id"),
+    )
     states = []
-    for purpose in Purpose.objects.all():
-        consent = current.get(purpose.pk)
-        if consent is None:
-            states.append(PurposeState(purpose, CONSENT_NEVER_ASKED, None))
+    for purpose in purposes:
+        if purpose.current_since is None:  # a current consent always has its date: none is held
+            states.append(PurposeState(purpose, CONSENT_NEVER_ASKED))
         else:
-            states.append(
-                PurposeState(purpose, CONSENT_GRANTED if consent.granted else CONSENT_WITHDRAWN, consent.event)
-            )
-    return states
+            state = CONSENT_GRANTED if purpose.current_granted else CONSENT_WITHDRAWN
+            states.append(PurposeState(purpose, state, purpose.current_since))
+    if not with_events:
+        return states
+    event_ids = [s.purpose.current_event_id for s in states if s.since is not None]
+    events = ConsentEvent.objects.select_related("policy_version", "staff_user").in_bulk(event_ids) if event_ids else {}
+    return [PurposeState(s.purpose, s.state, s.since, events.get(s.purpose.current_event_id)) for s in states]

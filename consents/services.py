@@ -50,6 +50,22 @@ class RequestMeta:
 NO_REQUEST = RequestMeta()
 
 
+class CustomerErased(ValidationError):
+    """The customer's data was erased: no decision can be recorded for them any more."""
+
+    def __init__(self, erased_at: datetime):
+        super().__init__(
+            f"This customer's data was erased on {timezone.localtime(erased_at):%Y-%m-%d}: "
+            "no consent can be recorded for them, and none is needed (an erased customer is never mailed).",
+            code="customer_erased",
+        )
+
+
+# Where a decision comes from the customer themselves (an old link in an email): for an erased
+# customer such a withdrawal is answered without a record. Anyone else is told of the erasure.
+_ANSWERED_WITHOUT_RECORD_WHEN_ERASED = {Source.ONE_CLICK, Source.UNSUBSCRIBE_LINK, Source.PREFERENCE_PAGE}
+
+
 def consent_set(
     *,
     customer: Customer,
@@ -67,6 +83,9 @@ def consent_set(
     """
     Record a decision. Returns the new event, or None when the current state already is
     `granted` (setting the state it has records nothing new).
+
+    For an erased customer nothing is recorded: a withdrawal from one of their old links
+    returns None; anything else (a grant, staff, an import) raises CustomerErased.
     """
     if source == Source.STAFF:
         if staff_user is None:
@@ -78,8 +97,8 @@ def consent_set(
         # so two concurrent changes for this customer take turns.
         locked = Customer.objects.select_for_update().only("id", "erased_at").get(pk=customer.pk)
         if locked.erased_at is not None:
-            if granted:
-                raise ValidationError("This customer's data was erased: no consent can be recorded for them.")
+            if granted or staff_user is not None or source not in _ANSWERED_WITHOUT_RECORD_WHEN_ERASED:
+                raise CustomerErased(locked.erased_at)
             # Nothing can be sent to an erased customer, and nothing new (IP address, browser)
             # is collected about them: an old unsubscribe link is answered without a record.
             return None

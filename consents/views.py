@@ -31,7 +31,8 @@ from customers.services import customer_email_change, customer_update, privacy_r
 from . import exports, tasks
 from .forms import DetailsForm, EmailChangeForm, LinkRequestForm, PreferencesForm
 from .models import PolicyVersion, Source
-from .preferences import PurposeState, preferences_save, purpose_choices, rate_limit_hit
+from .preferences import preferences_save, rate_limit_hit
+from .selectors import PurposeState, consent_states
 from .services import RequestMeta, consent_withdraw_all_marketing
 from .tokens import (
     BadToken,
@@ -166,7 +167,7 @@ def _page(
 ) -> HttpResponse:
     # The details form (country, language and currency lists: hundreds of options) has its
     # own page; this one shows a short summary, so it stays cheap to render.
-    choices = purpose_choices(customer=customer)
+    choices = consent_states(customer=customer)
     return render(
         request,
         "consents/preferences.html",
@@ -237,10 +238,12 @@ def _back(token: str, anchor: str = "") -> HttpResponse:
 def preferences(request: HttpRequest, customer: Customer, token: str) -> HttpResponse:
     if request.method == "GET":
         return _page(request, customer, token)
-    form = PreferencesForm(request.POST, choices=purpose_choices(customer=customer))
+    form = PreferencesForm(request.POST, choices=consent_states(customer=customer))
     if not form.is_valid():
         return _page(request, customer, token, preferences_form=form, status=400)
-    events = preferences_save(customer=customer, wanted=form.wanted(), request_meta=RequestMeta.from_request(request))
+    events = preferences_save(
+        customer=customer, wanted=form.wanted(), request_meta=RequestMeta.from_request(request), states=form.choices
+    )
     if not events:
         messages.info(request, "Nothing changed: your choices were already saved.")
     else:

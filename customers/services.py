@@ -52,6 +52,22 @@ def customer_update(
     staff_user: AbstractBaseUser | None = None,
 ) -> list[CustomerChange]:
     """Apply corrected details and record each changed field with its old and new value."""
+    changes = _apply_details(customer=customer, data=data, changed_by=changed_by, staff_user=staff_user)
+    if changes:
+        customer.full_clean()
+        customer.save(update_fields=[c.field for c in changes] + ["updated_at"])
+        CustomerChange.objects.bulk_create(changes)
+        if changed_by in (CustomerChange.ChangedBy.CUSTOMER, CustomerChange.ChangedBy.STAFF):
+            recipients_to_notify(
+                customer=customer, reason=RecipientNotification.Reason.CORRECTION, fields=[c.field for c in changes]
+            )
+    return changes
+
+
+def _apply_details(
+    *, customer: Customer, data: dict[str, Any], changed_by: str, staff_user: AbstractBaseUser | None = None
+) -> list[CustomerChange]:
+    """Set the fields that differ on `customer` (not saved) and return the unsaved corrections."""
     changes = []
     for name, new_value in data.items():
         if name not in DETAIL_FIELDS:
@@ -70,14 +86,6 @@ def customer_update(
                 staff_user=staff_user,
             )
         )
-    if changes:
-        customer.full_clean()
-        customer.save(update_fields=[c.field for c in changes] + ["updated_at"])
-        CustomerChange.objects.bulk_create(changes)
-        if changed_by in (CustomerChange.ChangedBy.CUSTOMER, CustomerChange.ChangedBy.STAFF):
-            recipients_to_notify(
-                customer=customer, reason=RecipientNotification.Reason.CORRECTION, fields=[c.field for c in changes]
-            )
     return changes
 
 
@@ -184,6 +192,15 @@ class ImportReport:
         self.counters[key] = self.counters.get(key, 0) + n
 
 
+# Rows per INSERT or UPDATE statement and per pass of the extensions: 1,000 customers with
+# their corrections are a few MB in memory, and a statement well within any driver's limits.
+IMPORT_BATCH_SIZE = 1000
+
+# A checked row: its line in the file, its cleaned values, the customer it updates (None for
+# a new one) and each extension's cleaned values.
+_ValidRow = tuple[int, dict[str, Any], Customer | None, dict[str, Any]]
+
+
 def read_csv(text: str) -> tuple[list[str], list[dict[str, str]]]:
     reader = csv.DictReader(io.StringIO(text))
     headers = [h.strip() for h in (reader.fieldnames or [])]
@@ -235,7 +252,7 @@ def customers_import(
             existing[customer.email.lower()] = customer
 
     seen: dict[str, int] = {}
-    valid: list[tuple[int, dict[str, Any], Customer | None, dict[str, Any]]] = []
+    valid: list[_ValidRow] = []
     for index, row in enumerate(progress(rows)):
         line = index + 2  # line 1 is the header
         row_errors: list[RowError] = []
@@ -264,7 +281,16 @@ def customers_import(
                 row_errors.append(RowError(line, "email", f"the same address is already on row {seen[email]}"))
             else:
                 seen[email] = line
-            if email in existing and not update:
+            if email in existing and existing[email].erased_at is not None:
+                # Its address is a placeholder: a row naming it comes from an old export of ours.
+                row_errors.append(
+                    RowError(
+                        line,
+                        "email",
+                        "this record's data was erased: it is not updated, and no consent is recorded for it",
+                    )
+                )
+            elif email in existing and not update:
                 row_errors.append(
                     RowError(line, "email", "a customer with this address already exists (use --update to update it)")
                 )
@@ -284,26 +310,83 @@ def customers_import(
     report = ImportReport()
     # An import is recorded by its corrections (CustomerChange, "import"), not one audit-log
     # entry per row: a large file would double its writes.
-    with transaction.atomic(), disable_auditlog():
-        for _line, cleaned, instance, extension_values in progress(valid):
-            if instance is None:
-                customer = Customer(**{name: cleaned[name] for name in IMPORT_FIELDS if name in cleaned})
-                customer.save()
-                report.created += 1
-            else:
-                customer = instance
-                changes = customer_update(
-                    customer=customer,
-                    data={name: cleaned[name] for name in DETAIL_FIELDS if name in headers},
-                    changed_by=CustomerChange.ChangedBy.IMPORT,
-                )
-                if changes:
-                    report.updated += 1
-                else:
-                    report.unchanged += 1
-            for extension in _import_extensions:
-                extension.apply(customer, extension_values[extension.name], options, report)
+    try:
+        with transaction.atomic(), disable_auditlog():
+            batch: list[_ValidRow] = []
+            for valid_row in progress(valid):
+                batch.append(valid_row)
+                if len(batch) >= IMPORT_BATCH_SIZE:
+                    _import_batch_write(batch, headers=headers, options=options, report=report)
+                    batch = []
+            if batch:
+                _import_batch_write(batch, headers=headers, options=options, report=report)
+    except IntegrityError:
+        # The file was checked against the customers that existed then; someone added one of
+        # its addresses since (a signup, staff, another import). Nothing was written.
+        raise ImportRefused(_addresses_taken_meanwhile(valid)) from None
     return report
+
+
+def _import_batch_write(
+    batch: list[_ValidRow], *, headers: list[str], options: dict[str, Any], report: ImportReport
+) -> None:
+    """
+    Write one batch of checked rows: new customers in one INSERT, updated ones in one UPDATE
+    per set of changed columns (only the columns that differ are written, as customer_update
+    does), their corrections in one INSERT; then each extension (consent columns) row by row.
+    """
+    created: list[Customer] = []
+    updated: dict[tuple[str, ...], list[Customer]] = {}
+    corrections: list[CustomerChange] = []
+    written: list[tuple[Customer, dict[str, Any]]] = []
+    now = timezone.now()
+    for _line, cleaned, instance, extension_values in batch:
+        if instance is None:
+            # The form has cleaned and normalised every value (what save() would do).
+            customer = Customer(**{name: cleaned[name] for name in IMPORT_FIELDS if name in cleaned})
+            created.append(customer)
+        else:
+            customer = instance
+            changes = _apply_details(
+                customer=customer,
+                data={name: cleaned[name] for name in DETAIL_FIELDS if name in headers},
+                changed_by=CustomerChange.ChangedBy.IMPORT,
+            )
+            if changes:
+                customer.updated_at = now  # bulk_update does not touch auto_now fields
+                updated.setdefault(tuple(c.field for c in changes), []).append(customer)
+                corrections.extend(changes)
+                report.updated += 1
+            else:
+                report.unchanged += 1
+        written.append((customer, extension_values))
+    # PostgreSQL and SQLite return the new ids, which the extensions and corrections need.
+    Customer.objects.bulk_create(created)
+    report.created += len(created)
+    for fields, customers in updated.items():
+        Customer.objects.bulk_update(customers, [*fields, "updated_at"])
+    CustomerChange.objects.bulk_create(corrections)
+    for customer, extension_values in written:
+        for extension in _import_extensions:
+            extension.apply(customer, extension_values[extension.name], options, report)
+
+
+def _addresses_taken_meanwhile(valid: list[_ValidRow]) -> list[RowError]:
+    new_rows = {cleaned["email"]: line for line, cleaned, instance, _values in valid if instance is None}
+    taken = set()
+    emails = list(new_rows)
+    for start in range(0, len(emails), 5000):
+        chunk = emails[start : start + 5000]
+        taken.update(
+            Customer.objects.alias(email_lower=Lower("email"))
+            .filter(email_lower__in=chunk)
+            .values_list("email", flat=True)
+        )
+    errors = [
+        RowError(new_rows[email], "email", "a customer with this address was added while the file was being imported")
+        for email in sorted(taken, key=new_rows.__getitem__)
+    ]
+    return errors or [RowError(1, "file", "the database refused the import; nothing was imported: try again")]
 
 
 # ---------------------------------------------------------------------------------------
@@ -583,39 +666,55 @@ def _erase_own_records(customer: Customer) -> dict[str, int]:
     }
 
 
+# Entries per UPDATE: PostgreSQL walks a CASE of this many branches per row, so the cost of one
+# statement grows with its square. A customer's trail rarely holds more than a few dozen.
+AUDIT_REDACTION_BATCH_SIZE = 500
+
+
 def _redact_audit_trail(customer: Customer) -> int:
     """
     The audit log's old and new values of this customer's records are personal data too:
     keep who changed which field and when, drop the values and the object's old name.
+    One query reads the entries, one UPDATE (per AUDIT_REDACTION_BATCH_SIZE) writes them.
     """
     from auditlog.models import LogEntry as AuditEntry
     from django.contrib.admin.models import LogEntry as AdminEntry
     from django.contrib.contenttypes.models import ContentType
 
-    targets = [(Customer, [customer.pk])]
-    targets.append((ProductRegistration, list(customer.registrations.values_list("pk", flat=True))))
-    targets.append((PrivacyRequest, list(customer.privacy_requests.values_list("pk", flat=True))))
-    redacted = 0
-    for model, pks in targets:
-        if not pks:
-            continue
-        content_type = ContentType.objects.get_for_model(model)
-        object_pks = [str(pk) for pk in pks]
-        for entry in AuditEntry.objects.filter(content_type=content_type, object_pk__in=object_pks):
-            changes = entry.changes if isinstance(entry.changes, dict) else {}
-            entry.changes = {name: [ERASED_MARKER, ERASED_MARKER] for name in changes}
-            entry.changes_text = ""
-            entry.serialized_data = None
-            entry.additional_data = None
-            if model is Customer:
-                entry.object_repr = str(customer)
-            entry.save(update_fields=["changes", "changes_text", "serialized_data", "additional_data", "object_repr"])
-            redacted += 1
-        if model is Customer:
-            AdminEntry.objects.filter(content_type=content_type, object_id__in=object_pks).update(
-                object_repr=str(customer)[:200]
-            )
-    return redacted
+    targets = {
+        Customer: [customer.pk],
+        ProductRegistration: list(customer.registrations.values_list("pk", flat=True)),
+        PrivacyRequest: list(customer.privacy_requests.values_list("pk", flat=True)),
+    }
+    content_types = ContentType.objects.get_for_models(*targets)
+    customer_type = content_types[Customer]
+    belongs_to_customer = Q()
+    for model, pks in targets.items():
+        if pks:
+            belongs_to_customer |= Q(content_type=content_types[model], object_pk__in=[str(pk) for pk in pks])
+    # Each entry keeps its own field names, so the new changes are built here and written back
+    # in one UPDATE (a CASE per column), instead of one save per entry.
+    entries = list(
+        AuditEntry.objects.filter(belongs_to_customer).only("pk", "content_type_id", "changes", "object_repr")
+    )
+    erased_repr = str(customer)
+    for entry in entries:
+        changes = entry.changes if isinstance(entry.changes, dict) else {}
+        entry.changes = {name: [ERASED_MARKER, ERASED_MARKER] for name in changes}
+        entry.changes_text = ""
+        entry.serialized_data = None
+        entry.additional_data = None
+        if entry.content_type_id == customer_type.pk:
+            entry.object_repr = erased_repr
+    AuditEntry.objects.bulk_update(
+        entries,
+        ["changes", "changes_text", "serialized_data", "additional_data", "object_repr"],
+        batch_size=AUDIT_REDACTION_BATCH_SIZE,
+    )
+    AdminEntry.objects.filter(content_type=customer_type, object_id=str(customer.pk)).update(
+        object_repr=erased_repr[:200]
+    )
+    return len(entries)
 
 
 def customer_address_was_erased(email: str, *, erased_hashes: set[str] | None = None) -> bool:

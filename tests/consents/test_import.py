@@ -120,3 +120,34 @@ def test_a_file_without_consent_columns_needs_no_evidence(tmp_path):
     out, _ = run_import(path)
     assert "1 created" in out
     assert not ConsentEvent.objects.exists()
+
+
+def test_consent_columns_reach_the_right_customers_across_write_batches(tmp_path, monkeypatch):
+    from customers import services
+
+    monkeypatch.setattr(services, "IMPORT_BATCH_SIZE", 2)
+    CustomerFactory(email="grace@example.com", first_name="Grace", last_name="Hopper")
+    path = write(
+        tmp_path,
+        "ada@example.com,Ada,Lovelace,yes,,\n"
+        "grace@example.com,Grace,Hopper,no,yes,\n"
+        "linus@example.com,Linus,Torvalds,,,\n"
+        "barbara@example.com,Barbara,Liskov,,,yes\n"
+        "edsger@example.com,Edsger,Dijkstra,yes,yes,yes\n",
+    )
+
+    out, _ = run_import(path, "--update", "--evidence", EVIDENCE)
+
+    assert "4 created, 0 updated, 1 unchanged" in out
+    decisions = sorted(
+        ConsentEvent.objects.values_list("customer__email", "purpose__code", "granted"),
+    )
+    assert decisions == [
+        ("ada@example.com", "newsletter", True),
+        ("barbara@example.com", "market_research", True),
+        ("edsger@example.com", "market_research", True),
+        ("edsger@example.com", "newsletter", True),
+        ("edsger@example.com", "promotions", True),
+        ("grace@example.com", "newsletter", False),
+        ("grace@example.com", "promotions", True),
+    ]

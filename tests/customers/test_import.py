@@ -2,8 +2,12 @@ import io
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
+from customers import services
 from customers.models import Customer, CustomerChange
+from customers.services import ImportRefused, customers_import
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
@@ -123,3 +127,133 @@ def test_a_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(CommandError) as raised:
         run_import(tmp_path / "nope.csv")
     assert "no such file" in str(raised.value)
+
+
+# ---------------------------------------------------------------------------------------
+# Writing in batches
+
+
+def rows_for(emails, last_name="Lovelace", city="London"):
+    headers = ["email", "first_name", "last_name", "city", "country", "language", "currency"]
+    rows = [
+        {"email": email, "first_name": "Ada", "last_name": last_name, "city": city, "country": "GB"}
+        | {"language": "en", "currency": "GBP"}
+        for email in emails
+    ]
+    return {"headers": headers, "rows": rows}
+
+
+def customer_writes(queries) -> dict[str, int]:
+    counted = {"insert": 0, "update": 0, "change": 0}
+    for query in queries:
+        sql = query["sql"]
+        if sql.startswith('INSERT INTO "customers_customer"'):
+            counted["insert"] += 1
+        elif sql.startswith('UPDATE "customers_customer"'):
+            counted["update"] += 1
+        elif sql.startswith('INSERT INTO "customers_customerchange"'):
+            counted["change"] += 1
+    return counted
+
+
+@pytest.mark.parametrize("size", [3, 40])
+def test_new_customers_are_written_in_one_statement_per_batch_not_one_per_row(size):
+    emails = [f"new{n}@example.com" for n in range(size)]
+    with CaptureQueriesContext(connection) as queries:
+        report = customers_import(**rows_for(emails))
+    assert report.created == size
+    assert customer_writes(queries.captured_queries) == {"insert": 1, "update": 0, "change": 0}
+    assert sorted(Customer.objects.values_list("email", flat=True)) == sorted(emails)
+    assert Customer.objects.filter(last_name="Lovelace", city="London", country="GB").count() == size
+
+
+@pytest.mark.parametrize("size", [3, 40])
+def test_updated_customers_are_written_in_one_statement_per_batch_with_their_corrections(size):
+    emails = [f"old{n}@example.com" for n in range(size)]
+    for email in emails:
+        CustomerFactory(email=email, first_name="Ada", last_name="Byron", city="London", country="GB")
+    with CaptureQueriesContext(connection) as queries:
+        report = customers_import(**rows_for(emails, last_name="King"), update=True)
+    assert (report.created, report.updated, report.unchanged) == (0, size, 0)
+    assert customer_writes(queries.captured_queries) == {"insert": 0, "update": 1, "change": 1}
+    assert Customer.objects.filter(last_name="King").count() == size
+    changes = CustomerChange.objects.filter(field="last_name", old_value="Byron", new_value="King", changed_by="import")
+    assert changes.count() == size
+
+
+def test_a_batch_size_smaller_than_the_file_writes_every_row_once(monkeypatch):
+    monkeypatch.setattr(services, "IMPORT_BATCH_SIZE", 2)
+    CustomerFactory(email="grace@example.com", first_name="Ada", last_name="Byron", city="London", country="GB")
+    emails = ["a@example.com", "b@example.com", "grace@example.com", "c@example.com", "d@example.com"]
+    with CaptureQueriesContext(connection) as queries:
+        report = customers_import(**rows_for(emails, last_name="King"), update=True)
+    assert (report.created, report.updated, report.unchanged) == (4, 1, 0)
+    assert customer_writes(queries.captured_queries) == {"insert": 3, "update": 1, "change": 1}
+    assert Customer.objects.filter(last_name="King").count() == 5
+
+
+def test_each_updated_customer_changes_only_its_own_differing_fields_and_unchanged_ones_are_counted():
+    # given Ada (her last name will change), Grace (her city will change) and Linus (nothing changes)
+    ada = CustomerFactory(email="ada@example.com", first_name="Ada", last_name="Byron", city="London", country="GB")
+    grace = CustomerFactory(email="grace@example.com", first_name="Grace", last_name="Hopper", city="Arlington")
+    linus = CustomerFactory(email="linus@example.com", first_name="Linus", last_name="Torvalds", city="Portland")
+    headers = ["email", "last_name", "city"]
+    rows = [
+        {"email": "ada@example.com", "last_name": "King", "city": "London"},
+        {"email": "grace@example.com", "last_name": "Hopper", "city": "New York"},
+        {"email": "linus@example.com", "last_name": "Torvalds", "city": "Portland"},
+    ]
+    # when the file is imported with update
+    report = customers_import(headers=headers, rows=rows, update=True)
+    # then each gets exactly their corrections; columns absent from the file keep their values
+    assert (report.created, report.updated, report.unchanged) == (0, 2, 1)
+    for customer in (ada, grace, linus):
+        customer.refresh_from_db()
+    assert (ada.last_name, ada.city, ada.first_name) == ("King", "London", "Ada")
+    assert (grace.last_name, grace.city, grace.first_name) == ("Hopper", "New York", "Grace")
+    assert sorted(CustomerChange.objects.values_list("customer__email", "field", "old_value", "new_value")) == [
+        ("ada@example.com", "last_name", "Byron", "King"),
+        ("grace@example.com", "city", "Arlington", "New York"),
+    ]
+    assert linus.updated_at < ada.updated_at
+
+
+def test_an_address_added_by_someone_else_while_importing_is_refused_naming_the_row():
+    file = rows_for(["ada@example.com", "grace@example.com"])
+    calls = []
+
+    def progress(iterable):
+        calls.append(1)
+        if len(calls) == 1:  # existing addresses were looked up; Grace signs up meanwhile
+            Customer.objects.create(email="grace@example.com", first_name="Grace")
+        return iter(iterable)
+
+    with pytest.raises(ImportRefused) as refused:
+        customers_import(**file, progress=progress)
+    assert [str(error) for error in refused.value.errors] == [
+        "row 3, email: a customer with this address was added while the file was being imported"
+    ]
+    assert list(Customer.objects.values_list("email", flat=True)) == ["grace@example.com"]
+
+
+@pytest.mark.parametrize("update", [False, True])
+def test_checking_a_file_costs_the_same_number_of_queries_for_3_rows_or_40(update):
+    def import_queries(size: int, prefix: str) -> int:
+        emails = [f"{prefix}{n}@example.com" for n in range(size)]
+        if update:
+            for email in emails:
+                CustomerFactory(email=email, last_name="Byron")
+        with CaptureQueriesContext(connection) as queries:
+            customers_import(**rows_for(emails, last_name="King"), update=update)
+        return len(queries.captured_queries)
+
+    assert import_queries(3, "few") == import_queries(40, "many")
+
+
+def test_an_invalid_or_overlong_address_is_still_refused_by_the_row_check(tmp_path):
+    path = write(tmp_path, f"{'a' * 250}@example.com,Ada,,,,,,,,,,GB,en,GBP\nada@,Ada,,,,,,,,,,GB,en,GBP\n")
+    err = io.StringIO()
+    with pytest.raises(CommandError):
+        call_command("import_customers", str(path), "--no-progress", stdout=io.StringIO(), stderr=err)
+    assert "row 2, email:" in err.getvalue() and "row 3, email:" in err.getvalue()
+    assert not Customer.objects.exists()

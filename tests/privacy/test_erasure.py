@@ -191,3 +191,45 @@ def test_erasure_needs_the_confirmation_and_happens_once(client, officer, august
         customer_erase(customer=augusta, staff_user=officer)
     again = client.get(f"/admin/customers/customer/{augusta.pk}/erase/", follow=True)
     assert "already erased" in again.content.decode()
+
+
+@pytest.mark.parametrize("corrections", [1, 12])
+def test_the_audit_trail_is_redacted_in_one_statement_whatever_its_length(officer, purposes, corrections):
+    from auditlog.context import set_actor
+    from auditlog.models import LogEntry
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.factories import CustomerFactory, RegistrationFactory
+
+    # given Ada, whose record and registration staff corrected again and again
+    ada = CustomerFactory(email="ada.qz@example.com", first_name="Adaqz", last_name="Lovelaceqz", city="Londonqz")
+    registration = RegistrationFactory(customer=ada, licence_key="QZQZ-1111")
+    with set_actor(officer):
+        for n in range(corrections):
+            ada.job_title = f"Engineer qz {n}"
+            ada.save()
+            registration.version = f"{n}.0"
+            registration.save()
+
+    def audit_trail():
+        return [*LogEntry.objects.get_for_object(ada), *LogEntry.objects.get_for_object(registration)]
+
+    assert len(audit_trail()) == 2 + 2 * corrections  # each created, then corrected
+
+    # when she is erased
+    with CaptureQueriesContext(connection) as queries:
+        erasure = customer_erase(customer=ada, staff_user=officer)
+
+    # then one UPDATE redacted every entry: who changed which field and when stay, values go
+    updates = [q["sql"] for q in queries.captured_queries if q["sql"].startswith('UPDATE "auditlog_logentry"')]
+    assert len(updates) == 1
+    trail = audit_trail()
+    assert erasure.summary["audit_entries_redacted"] == len(trail) == 2 + 2 * corrections
+    for entry in trail:
+        assert entry.changes and all(values == [ERASED_MARKER, ERASED_MARKER] for values in entry.changes.values())
+        assert entry.changes_text == "" and entry.serialized_data is None and entry.additional_data is None
+        assert "qz" not in entry.object_repr.lower()
+    updated = [e for e in trail if e.action == LogEntry.Action.UPDATE]
+    assert all(e.actor == officer for e in updated)
+    assert {field for e in updated for field in e.changes} >= {"job_title", "version"}
