@@ -30,7 +30,7 @@ class LinkRequestForm(forms.Form):
 class PurposeRow:
     """A purpose's line on the preference page: its choice and its checkbox."""
 
-    choice: PurposeChoice
+    choice: PurposeState
     name: str
     id: str
     checked: bool
