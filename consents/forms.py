@@ -28,16 +28,25 @@ class LinkRequestForm(forms.Form):
 
 @dataclass(frozen=True)
 class PurposeRow:
-    """A purpose's line on the preference page: its choice and its checkbox."""
+    """A purpose's line on the preference page: its choice, its checkbox and what the box showed."""
 
     choice: PurposeState
     name: str
     id: str
     checked: bool
+    shown_name: str
+    shown: str  # "1": the page showed the box ticked, "0": unticked
 
 
 class PreferencesForm(forms.Form):
-    """One checkbox per purpose, named after the purpose's stable code."""
+    """
+    One checkbox per purpose, named after the purpose's stable code, and beside each a hidden
+    record of how the box was shown. A save changes only the boxes the customer changed: a
+    page left open while they unsubscribed from an email, then saved for another purpose,
+    does not take back that unsubscribe.
+    """
+
+    SHOWN = {"1": True, "0": False}
 
     def __init__(self, *args, choices: list[PurposeState], **kwargs):
         super().__init__(*args, **kwargs)
@@ -46,13 +55,33 @@ class PreferencesForm(forms.Form):
             self.fields[self.field_name(choice.purpose.code)] = forms.BooleanField(
                 label=choice.purpose.name, required=False, initial=choice.granted
             )
+            # Free text, read leniently: anything but "1" or "0" counts as not said.
+            self.fields[self.shown_name(choice.purpose.code)] = forms.CharField(
+                required=False, initial="1" if choice.granted else "0", widget=forms.HiddenInput
+            )
 
     @staticmethod
     def field_name(code: str) -> str:
         return f"purpose_{code}"
 
+    @staticmethod
+    def shown_name(code: str) -> str:
+        return f"shown_{code}"
+
     def wanted(self) -> dict[str, bool]:
-        return {c.purpose.code: self.cleaned_data[self.field_name(c.purpose.code)] for c in self.choices}
+        """
+        The purposes whose box the customer changed, with what they want now. A form that
+        does not say how a box was shown (a page from before this field existed) is compared
+        with the current state.
+        """
+        wanted = {}
+        for choice in self.choices:
+            code = choice.purpose.code
+            want = self.cleaned_data[self.field_name(code)]
+            shown = self.SHOWN.get(self.cleaned_data[self.shown_name(code)])
+            if want != (choice.granted if shown is None else shown):
+                wanted[code] = want
+        return wanted
 
     def rows(self) -> list[PurposeRow]:
         """
@@ -63,7 +92,11 @@ class PreferencesForm(forms.Form):
         rows = []
         for choice in self.choices:
             field = self[self.field_name(choice.purpose.code)]
-            rows.append(PurposeRow(choice, field.html_name, field.auto_id, bool(field.value())))
+            shown = self[self.shown_name(choice.purpose.code)]
+            shown_value = shown.value() if shown.value() in self.SHOWN else shown.initial
+            rows.append(
+                PurposeRow(choice, field.html_name, field.auto_id, bool(field.value()), shown.html_name, shown_value)
+            )
         return rows
 
 

@@ -1,8 +1,11 @@
 """The preference page: choices per purpose, the ledger events they record, and the policy text."""
 
+import re
+
 import pytest
 
 from consents.models import ConsentEvent, PolicyVersion, Source
+from consents.services import consent_withdraw
 from consents.tokens import make_preference_token
 from tests.consents.people import customer_with_choices
 
@@ -132,3 +135,39 @@ def test_the_page_names_the_version_in_force_not_one_announced_for_later(client,
     PolicyVersion.objects.create(version="3.0", effective_at="2999-01-01T00:00:00Z", text="Version three.")
     html = client.get(page_url(ada)).content.decode()
     assert "version 2.0" in html and "version 3.0" not in html
+
+
+# --- a page left open: a save changes only the boxes the customer changed
+
+
+def shown_form(client, customer) -> dict[str, str]:
+    """The form as the page rendered it: every checkbox and hidden field with its value."""
+    html = client.get(page_url(customer)).content.decode()
+    data = dict(re.findall(r'type="hidden" name="(shown_\w+)" value="(\d)"', html))
+    data.update(dict.fromkeys(re.findall(r'name="(purpose_\w+)"[^>]*checked', html), "on"))
+    return data
+
+
+def test_a_page_left_open_while_unsubscribing_elsewhere_does_not_take_the_unsubscribe_back(client, ada, purposes):
+    stale = shown_form(client, ada)  # the newsletter box shows ticked
+    assert stale["purpose_newsletter"] == "on" and stale["shown_newsletter"] == "1"
+    consent_withdraw(customer=ada, purpose=purposes["newsletter"], source=Source.UNSUBSCRIBE_LINK)
+    # back in the old tab, the customer ticks market research and saves
+    response = client.post(page_url(ada), {**stale, "purpose_market_research": "on"})
+    assert response.status_code == 302
+    assert states(ada) == {"newsletter": False, "promotions": False, "market_research": True}
+    assert not ada.consent_events.filter(purpose__code="newsletter", granted=True, source=Source.PREFERENCE_PAGE)
+
+
+def test_unticking_on_an_old_page_still_withdraws(client, ada, purposes):
+    stale = shown_form(client, ada)
+    del stale["purpose_newsletter"]
+    assert client.post(page_url(ada), stale).status_code == 302
+    assert states(ada)["newsletter"] is False
+
+
+def test_a_form_that_does_not_say_how_the_boxes_were_shown_is_compared_with_the_current_state(client, ada):
+    # a page rendered before the hidden fields existed, or a tampered one
+    response = client.post(page_url(ada), {"purpose_promotions": "on", "shown_newsletter": "x"})
+    assert response.status_code == 302
+    assert states(ada) == {"newsletter": False, "promotions": True}
