@@ -380,6 +380,13 @@ def deliveries_send_batch(*, campaign_id: int, first_id: int, last_id: int) -> B
             )
             limiter.release(allowance - len(ids))
             if not ids:
+                # Either nothing due is left, or every row at the head of the queue has become
+                # ineligible since dispatch (withdrawn, erased, suppressed): skip those and
+                # claim again; stop when there is nothing left to skip.
+                skipped = sql.skip_ineligible(campaign=campaign, first_id=first_id, last_id=last_id)
+                result.skipped += skipped
+                if skipped:
+                    continue
                 break
             # One transaction per claim: it holds the consent rows (FOR SHARE) while their
             # messages go out, and marks them. If the worker dies inside it, the marks are lost

@@ -73,6 +73,28 @@ def test_a_customer_who_withdraws_after_scheduling_receives_nothing(smtp, make_c
     assert Delivery.objects.get(customer=ada).status == Delivery.Status.SENT
 
 
+def test_customers_who_left_at_the_head_of_the_queue_do_not_stop_the_batch(smtp, make_campaign, staff_user, settings):
+    # A claim takes the first few queued rows; when every one of them has become ineligible
+    # since dispatch (withdrawn, erased, suppressed), the batch goes on past them.
+    settings.MARKETING_CLAIM_SIZE = 2
+    first = customer_who_consents(email="first@example.com")
+    second = customer_who_consents(email="second@example.com")
+    customer_who_consents(email="ada@example.com")
+    customer_who_consents(email="grace@example.com")
+    campaign = make_campaign()
+    services.campaign_schedule(campaign=campaign, user=staff_user)
+    services.campaigns_dispatch_due()
+
+    consent_withdraw(customer=first, purpose=purpose("newsletter"), source=Source.PREFERENCE_PAGE)
+    services.suppression_add(email=second.email, reason=Suppression.Reason.STAFF, user=staff_user)
+    result = services.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=services.LAST_ID)
+
+    assert sorted(smtp.handler.recipients()) == ["ada@example.com", "grace@example.com"]
+    assert (result.sent, result.skipped) == (2, 2)
+    assert not Delivery.objects.filter(campaign=campaign, status=Delivery.Status.QUEUED).exists()
+    assert Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.SENT
+
+
 def test_an_address_suppressed_after_scheduling_receives_nothing(smtp, make_campaign, staff_user):
     customer_who_consents(email="ada@example.com")
     grace = customer_who_consents(email="grace@example.com")
