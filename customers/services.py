@@ -335,6 +335,7 @@ def _import_batch_write(
     per set of changed columns (only the columns that differ are written, as customer_update
     does), their corrections in one INSERT; then each extension (consent columns) row by row.
     """
+    _import_lock_existing(batch)
     created: list[Customer] = []
     updated: dict[tuple[str, ...], list[Customer]] = {}
     corrections: list[CustomerChange] = []
@@ -369,6 +370,31 @@ def _import_batch_write(
     for customer, extension_values in written:
         for extension in _import_extensions:
             extension.apply(customer, extension_values[extension.name], options, report)
+
+
+def _import_lock_existing(batch: list[_ValidRow]) -> None:
+    """
+    Lock the customers this batch updates until the import commits, so that an erasure waits
+    for it; one erased since the file was checked refuses the import (nothing is written),
+    rather than have the file's details written back onto the erased record.
+    """
+    lines = {instance.pk: line for line, _cleaned, instance, _values in batch if instance is not None}
+    if not lines:
+        return
+    erased = [
+        pk
+        for pk, erased_at in Customer.objects.select_for_update().filter(pk__in=lines).values_list("pk", "erased_at")
+        if erased_at is not None
+    ]
+    if erased:
+        raise ImportRefused(
+            [
+                RowError(
+                    lines[pk], "email", "this record was erased while the file was being imported: nothing was imported"
+                )
+                for pk in sorted(erased, key=lines.__getitem__)
+            ]
+        )
 
 
 def _addresses_taken_meanwhile(valid: list[_ValidRow]) -> list[RowError]:

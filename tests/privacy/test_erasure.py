@@ -19,7 +19,7 @@ from customers.models import (
     RecipientNotification,
     email_hash,
 )
-from customers.services import AlreadyErased, customer_erase
+from customers.services import AlreadyErased, ImportRefused, customer_erase, customers_import
 from marketing.models import Suppression
 
 from .people import AUGUSTA, CONSENT_IP, CONSENT_USER_AGENT, LICENCE_KEY, OLD_EMAIL, text_columns_containing
@@ -233,3 +233,27 @@ def test_the_audit_trail_is_redacted_in_one_statement_whatever_its_length(office
     updated = [e for e in trail if e.action == LogEntry.Action.UPDATE]
     assert all(e.actor == officer for e in updated)
     assert {field for e in updated for field in e.changes} >= {"job_title", "version"}
+
+
+def test_an_update_import_does_not_write_details_back_onto_a_customer_erased_meanwhile(officer):
+    ben = Customer.objects.create(email="ben@example.com", first_name="Ben", city="Leeds")
+    looked_up = []
+
+    def progress(rows):
+        # The file's addresses have been looked up; a privacy officer erases Ben meanwhile.
+        if not looked_up:
+            looked_up.append(True)
+            customer_erase(customer=Customer.objects.get(pk=ben.pk), staff_user=officer)
+        return iter(rows)
+
+    with pytest.raises(ImportRefused) as refused:
+        customers_import(
+            headers=["email", "first_name", "city"],
+            rows=[{"email": "ben@example.com", "first_name": "Ben", "city": "York"}],
+            update=True,
+            progress=progress,
+        )
+    assert [(e.line, e.field) for e in refused.value.errors] == [(2, "email")]
+    assert "erased while the file was being imported" in refused.value.errors[0].message
+    ben.refresh_from_db()
+    assert ben.erased_at is not None and ben.city == "" and ben.first_name != "Ben"
