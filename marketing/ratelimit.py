@@ -72,8 +72,13 @@ class RedisRateLimiter:
             self._give_back(self._last_key, unused)
 
     def _give_back(self, key: str, count: int) -> None:
+        if key != f"{self.key_prefix}:{int(time.time() // self.window)}":
+            return  # that window is over (its key may be gone): nothing left to give back to
+        pipe = self.client.pipeline()
+        pipe.decrby(key, count)
+        pipe.expire(key, self.window * 2 + 1)
         try:
-            self.client.decrby(key, count)
+            pipe.execute()
         except redis.exceptions.RedisError:
             # Lost: that window allows fewer messages than it could have, never more.
             logger.debug("could not give back %s of the send rate's allowance", count, exc_info=True)

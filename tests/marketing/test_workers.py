@@ -97,6 +97,19 @@ def test_batches_take_a_claims_worth_of_the_rate_at_once_and_give_back_what_they
     assert int(time.time()) == int(first._last_key.rsplit(":", 1)[1])  # still the same window
 
 
+@pytest.mark.redis
+def test_an_allowance_given_back_after_its_window_leaves_no_key_behind(settings):
+    prefix = f"test:send-rate:{uuid.uuid4()}"
+    limiter = RedisRateLimiter(settings.CELERY_BROKER_URL, 5, key_prefix=prefix)
+    time.sleep(1 - time.time() % 1 + 0.01)
+    assert limiter.acquire(3) == 3
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    client.delete(limiter._last_key)  # the window's key has expired
+    time.sleep(1.05)  # the claim took longer than its window
+    limiter.release(2)
+    assert not client.exists(limiter._last_key)
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_two_dispatchers_never_both_take_a_campaign(make_campaign, staff_user):
