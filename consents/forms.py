@@ -1,4 +1,5 @@
 import functools
+import hashlib
 from dataclasses import dataclass
 from html import escape
 
@@ -36,14 +37,23 @@ class PurposeRow:
     checked: bool
     shown_name: str
     shown: str  # "1": the page showed the box ticked, "0": unticked
+    wording_name: str
+    wording: str  # a digest of the wording shown
+
+
+def wording_digest(wording: str) -> str:
+    """A short fingerprint of a purpose's wording, to tell whether the page showed the current one."""
+    return hashlib.sha256(wording.encode()).hexdigest()[:16]
 
 
 class PreferencesForm(forms.Form):
     """
     One checkbox per purpose, named after the purpose's stable code, and beside each a hidden
-    record of how the box was shown. A save changes only the boxes the customer changed: a
-    page left open while they unsubscribed from an email, then saved for another purpose,
-    does not take back that unsubscribe.
+    record of how the box was shown and of the wording shown. A save changes only the boxes
+    the customer changed: a page left open while they unsubscribed from an email, then saved
+    for another purpose, does not take back that unsubscribe. A change to a purpose whose
+    wording staff edited while the page was open is refused until the customer has seen the
+    new wording, so the ledger never records wording the customer was not shown.
     """
 
     SHOWN = {"1": True, "0": False}
@@ -59,6 +69,9 @@ class PreferencesForm(forms.Form):
             self.fields[self.shown_name(choice.purpose.code)] = forms.CharField(
                 required=False, initial="1" if choice.granted else "0", widget=forms.HiddenInput
             )
+            self.fields[self.wording_name(choice.purpose.code)] = forms.CharField(
+                required=False, initial=wording_digest(choice.purpose.wording), widget=forms.HiddenInput
+            )
 
     @staticmethod
     def field_name(code: str) -> str:
@@ -67,6 +80,24 @@ class PreferencesForm(forms.Form):
     @staticmethod
     def shown_name(code: str) -> str:
         return f"shown_{code}"
+
+    @staticmethod
+    def wording_name(code: str) -> str:
+        return f"wording_{code}"
+
+    def clean(self):
+        cleaned = super().clean()
+        changed = self.wanted()
+        for choice in self.choices:
+            code = choice.purpose.code
+            seen = cleaned.get(self.wording_name(code))
+            if code in changed and seen and seen != wording_digest(choice.purpose.wording):
+                self.add_error(
+                    None,
+                    f"The wording of “{choice.purpose.name}” changed while this page was open. "
+                    "Please read it again below and save once more.",
+                )
+        return cleaned
 
     def wanted(self) -> dict[str, bool]:
         """
@@ -77,8 +108,8 @@ class PreferencesForm(forms.Form):
         wanted = {}
         for choice in self.choices:
             code = choice.purpose.code
-            want = self.cleaned_data[self.field_name(code)]
-            shown = self.SHOWN.get(self.cleaned_data[self.shown_name(code)])
+            want = self.cleaned_data.get(self.field_name(code), False)
+            shown = self.SHOWN.get(self.cleaned_data.get(self.shown_name(code)))
             if want != (choice.granted if shown is None else shown):
                 wanted[code] = want
         return wanted
@@ -95,7 +126,17 @@ class PreferencesForm(forms.Form):
             shown = self[self.shown_name(choice.purpose.code)]
             shown_value = shown.value() if shown.value() in self.SHOWN else shown.initial
             rows.append(
-                PurposeRow(choice, field.html_name, field.auto_id, bool(field.value()), shown.html_name, shown_value)
+                PurposeRow(
+                    choice,
+                    field.html_name,
+                    field.auto_id,
+                    bool(field.value()),
+                    shown.html_name,
+                    shown_value,
+                    # Always the wording on this page, also when it is shown again after a refusal.
+                    self.add_prefix(self.wording_name(choice.purpose.code)),
+                    wording_digest(choice.purpose.wording),
+                )
             )
         return rows
 

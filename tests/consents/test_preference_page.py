@@ -143,7 +143,7 @@ def test_the_page_names_the_version_in_force_not_one_announced_for_later(client,
 def shown_form(client, customer) -> dict[str, str]:
     """The form as the page rendered it: every checkbox and hidden field with its value."""
     html = client.get(page_url(customer)).content.decode()
-    data = dict(re.findall(r'type="hidden" name="(shown_\w+)" value="(\d)"', html))
+    data = dict(re.findall(r'type="hidden" name="((?:shown|wording)_\w+)" value="(\w+)"', html))
     data.update(dict.fromkeys(re.findall(r'name="(purpose_\w+)"[^>]*checked', html), "on"))
     return data
 
@@ -171,3 +171,30 @@ def test_a_form_that_does_not_say_how_the_boxes_were_shown_is_compared_with_the_
     response = client.post(page_url(ada), {"purpose_promotions": "on", "shown_newsletter": "x"})
     assert response.status_code == 302
     assert states(ada) == {"newsletter": False, "promotions": True}
+
+
+def test_a_change_made_on_a_page_showing_old_wording_is_refused_until_the_new_wording_is_seen(client, ada, purposes):
+    stale = shown_form(client, ada)
+    purposes["market_research"].wording = "We may invite you to paid surveys by our partner."
+    purposes["market_research"].save()
+    response = client.post(page_url(ada), {**stale, "purpose_market_research": "on"})
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "The wording of “Market research” changed while this page was open" in html
+    assert "paid surveys by our partner" in html
+    assert "market_research" not in states(ada)  # nothing recorded
+    # the page shown again carries the new wording and the customer's tick: saving it records
+    again = dict(re.findall(r'type="hidden" name="((?:shown|wording)_\w+)" value="(\w+)"', html))
+    again.update(dict.fromkeys(re.findall(r'name="(purpose_\w+)"[^>]*checked', html), "on"))
+    assert again["purpose_market_research"] == "on"
+    assert client.post(page_url(ada), again).status_code == 302
+    event = ada.consent_events.get(purpose__code="market_research")
+    assert event.granted and "paid surveys by our partner" in event.wording
+
+
+def test_a_wording_change_to_a_purpose_left_alone_does_not_stop_a_save(client, ada, purposes):
+    stale = shown_form(client, ada)
+    purposes["newsletter"].wording = "A new newsletter text."
+    purposes["newsletter"].save()
+    assert client.post(page_url(ada), {**stale, "purpose_market_research": "on"}).status_code == 302
+    assert states(ada)["market_research"] is True and states(ada)["newsletter"] is True
