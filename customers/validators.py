@@ -37,10 +37,17 @@ def reject_card_numbers(value: str) -> None:
         )
 
 
+# The largest id a database row can have (a signed 64-bit integer, as Django's BigAutoField).
+MAX_ROW_ID = 2**63 - 1
+
+
 def is_row_id(value) -> bool:
-    """A positive whole number in ASCII digits ("²".isdigit() is true, but int("²") fails)."""
+    """
+    A whole number in ASCII digits that a row id can be ("²".isdigit() is true, but int("²")
+    fails; a larger number overflows the database's integer).
+    """
     text = str(value)
-    return text.isascii() and text.isdigit()
+    return text.isascii() and text.isdigit() and int(text) <= MAX_ROW_ID
 
 
 def reject_line_breaks(value: str) -> None:
