@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "auditlog",
     "django_countries",
     "phonenumber_field",
+    "common.apps.CommonConfig",
     "customers.apps.CustomersConfig",
     "consents.apps.ConsentsConfig",
     "marketing.apps.MarketingConfig",
@@ -169,7 +170,7 @@ STORAGES = {
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 if EMAIL_CONFIG["EMAIL_BACKEND"] == "django.core.mail.backends.console.EmailBackend":
     # Printed mail is a log like any other: addresses are masked.
-    EMAIL_CONFIG["EMAIL_BACKEND"] = "config.mail.MaskedConsoleBackend"
+    EMAIL_CONFIG["EMAIL_BACKEND"] = "common.mail.MaskedConsoleBackend"
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Example Software <news@example.com>")
 SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
@@ -230,7 +231,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     # Personal data stays out of logs: addresses are masked before any handler sees them.
-    "filters": {"mask_email": {"()": "config.logging.MaskEmailFilter"}},
+    "filters": {"mask_email": {"()": "common.logging.MaskEmailFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["mask_email"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
@@ -297,7 +298,7 @@ AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
 # The same client address as the consent ledger and the link-request limits record.
-AXES_CLIENT_IP_CALLABLE = "config.client_ip.client_ip"
+AXES_CLIENT_IP_CALLABLE = "common.client.client_ip"
 
 # A second factor (TOTP) for staff sign-in: on by default in production (DEBUG off),
 # off for `make run`. Enrol a device with `python manage.py enrol_totp USERNAME`.

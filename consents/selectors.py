@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from django.db.models import F, FilteredRelation, Q, QuerySet
 
-from config.prepared import PreparedQuery
+from common.prepared import PreparedQuery
 from customers.models import CONSENT_GRANTED, CONSENT_NEVER_ASKED, CONSENT_WITHDRAWN, Customer
 
 from .models import Consent, ConsentEvent, Purpose

@@ -15,7 +15,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from config.client_ip import client_ip
+from common.client import client_ip
 from customers.models import Customer, ThirdParty
 
 from .models import (

@@ -23,8 +23,8 @@ from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from config.client_ip import client_ip
-from config.prepared import PreparedQuery
+from common.client import client_ip
+from common.prepared import PreparedQuery
 from customers.models import Customer, PrivacyRequest
 from customers.services import customer_email_change, customer_update, privacy_request_open
 

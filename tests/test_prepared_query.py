@@ -1,4 +1,4 @@
-"""config.prepared.PreparedQuery: a queryset compiled once, run with one value swapped in."""
+"""common.prepared.PreparedQuery: a queryset compiled once, run with one value swapped in."""
 
 import uuid
 
@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import F
 
-from config.prepared import PreparedQuery
+from common.prepared import PreparedQuery
 from customers.models import Customer
 from tests.factories import CustomerFactory
 

@@ -3,7 +3,7 @@ import logging
 import pytest
 from django.test import override_settings
 
-from config.logging import MaskEmailFilter, mask_emails
+from common.logging import MaskEmailFilter, mask_emails
 
 pytestmark = pytest.mark.django_db
 
@@ -74,7 +74,7 @@ def test_mail_printed_by_the_development_backend_masks_addresses(settings):
 
     from django.core.mail import EmailMessage
 
-    from config.mail import MaskedConsoleBackend
+    from common.mail import MaskedConsoleBackend
 
     stream = io.StringIO()
     backend = MaskedConsoleBackend(stream=stream)
@@ -85,7 +85,7 @@ def test_mail_printed_by_the_development_backend_masks_addresses(settings):
 
 
 def test_behind_a_proxy_the_client_address_is_the_one_the_proxy_appended(rf, settings):
-    from config.client_ip import client_ip
+    from common.client import client_ip
 
     request = rf.get("/", HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.9", REMOTE_ADDR="10.0.0.2")
     settings.SECURE_PROXY_SSL_HEADER = None

@@ -14,7 +14,7 @@ from django.core import mail
 from django.core.management import call_command
 from django.db import connection
 
-from config.logging import MaskEmailFilter
+from common.logging import MaskEmailFilter
 from customers.models import Customer
 from customers.services import customer_erase
 from marketing import services, tasks
