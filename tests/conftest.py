@@ -1,5 +1,6 @@
 import os
 import socket
+import uuid
 from urllib.parse import urlparse
 
 import pytest
@@ -14,11 +15,30 @@ def pytest_configure(config):
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    if os.environ.get("CACHE_URL", "").startswith(("redis://", "rediss://")):
+        # The cache the deployment uses (CI: Redis), so the rate limits are counted where they
+        # are in production; under a key prefix of this run's own, which cache.clear() empties
+        # without touching anything else in that Redis database (such as the Celery queue).
+        settings.CACHES = {
+            "default": {
+                **settings.CACHES["default"],
+                "BACKEND": "tests.cache.RunScopedRedisCache",
+                "KEY_PREFIX": f"test-run-{uuid.uuid4().hex[:12]}",
+            }
+        }
+    else:
+        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     # Sign-in lockout is tested on its own (tests/test_staff_security.py); elsewhere it would
     # refuse the test client's login(), which carries no request.
     settings.AXES_ENABLED = False
+
+
+def pytest_unconfigure(config):
+    from django.core.cache import cache
+
+    if settings.CACHES["default"]["BACKEND"] == "tests.cache.RunScopedRedisCache":
+        cache.clear()
 
 
 def _redis_reachable() -> bool:

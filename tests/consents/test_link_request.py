@@ -5,7 +5,8 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
-from consents.tokens import customer_from_preference_token
+from consents.tokens import customer_from_preference_token, make_preference_token
+from tests.consents.people import customer_with_choices
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
@@ -105,3 +106,18 @@ def test_too_many_requests_for_one_address_answer_429_from_any_ip_address(client
 
 def test_the_link_request_url_is_named(client):
     assert reverse("consents:request_link") == URL
+
+
+def test_the_link_request_answers_without_its_final_slash(client, purposes):
+    assert client.post("/preferences", {"email": "nobody@example.com"}).status_code == 200
+
+
+def test_asking_to_move_to_someones_address_does_not_use_up_their_link_requests(client, purposes, settings):
+    settings.PREFERENCE_LINK_LIMIT_PER_EMAIL = 2
+    mallory = customer_with_choices("mallory@example.com")
+    customer_with_choices("carol@example.com")
+    token = make_preference_token(mallory)
+    for _ in range(2):
+        client.post(f"/preferences/{token}/email/", {"new_email": "carol@example.com"})
+    # Carol can still ask for her own link
+    assert client.post("/preferences/", {"email": "carol@example.com"}).status_code == 200
