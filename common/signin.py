@@ -65,6 +65,11 @@ class StaffSignInForm(_OneAnswerMixin, OTPAdminAuthenticationForm):
             device = next(iter(devices_for_user(user, confirmed=True, for_verify=True)), None)
         return device
 
+    def _update_form(self, user):
+        # django-otp would list the user's devices and echo the password back into the page
+        # after a right password: both tell a guesser that the password was right.
+        pass
+
 
 def lockout_response(request, original_response=None, credentials=None):
     """django-axes' lockout page, with the admin site's title and header."""
@@ -78,4 +83,3 @@ def record_sign_in_time(sender, request, user, **kwargs) -> None:
         now = time.time()
         request.session[SESSION_SIGNED_IN_AT] = now
         request.session[SESSION_LAST_SEEN_AT] = now
-
