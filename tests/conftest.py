@@ -1,3 +1,5 @@
+import io
+import logging
 import os
 import socket
 import uuid
@@ -74,3 +76,20 @@ def _services_required(request):
         pytest.fail("REQUIRE_SERVICES=1 but DATABASE_URL does not point at PostgreSQL")
     if "redis" in request.keywords and not _redis_reachable():
         pytest.fail(f"REQUIRE_SERVICES=1 but Redis is unreachable at {settings.CELERY_BROKER_URL}")
+
+
+@pytest.fixture
+def log_output():
+    """Everything the configured console handlers write during the test."""
+    handlers = [
+        handler
+        for name in ("", "django.request")
+        for handler in logging.getLogger(name).handlers
+        if isinstance(handler, logging.StreamHandler) and type(handler.formatter).__name__ == "MaskingFormatter"
+    ]
+    assert handlers, "the settings configure no masking console handler"
+    stream = io.StringIO()
+    previous = [handler.setStream(stream) for handler in handlers]
+    yield stream
+    for handler, old in zip(handlers, previous, strict=True):
+        handler.setStream(old)
