@@ -86,3 +86,21 @@ def test_a_traceback_is_masked_in_the_final_text():
     text = formatter.format(record)
     assert "SMTPRecipientsRefused: {'a***@***'" in text
     assert "ada@example.com" not in text
+
+
+def test_mail_of_the_development_backend_is_logged_at_info_with_addresses_masked(log_output, settings):
+    from django.core.mail import EmailMessage, get_connection
+
+    connection = get_connection("common.mail.MaskedConsoleBackend")
+    EmailMessage("Your link", "Body", "news@example.com", ["ada.lovelace@example.com"], connection=connection).send()
+    text = log_output.getvalue()
+    assert "INFO common.mail: Email (development backend, not sent):" in text
+    assert "Subject: Your link" in text
+    assert "ada.lovelace@example.com" not in text
+    assert "WARNING" not in text
+
+
+def test_what_a_task_prints_is_logged_at_info_not_as_a_warning():
+    from config.celery import app
+
+    assert app.conf.worker_redirect_stdouts_level == "INFO"
