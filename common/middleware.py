@@ -40,9 +40,9 @@ class PublicBodySizeLimitMiddleware:
             too_large = chunked
         if not too_large:
             return None
-        response = render(request, "413.html", {"limit_kib": limit // 1024}, status=413)
-        response["Connection"] = "close"  # the unread body must not be taken for the next request
-        return response
+        # The server discards or closes on the unread body (a WSGI application may not send
+        # "Connection: close" itself).
+        return render(request, "413.html", {"limit_kib": limit // 1024}, status=413)
 
 
 class StaffSessionTimeoutMiddleware:

@@ -85,3 +85,17 @@ def test_staff_pages_keep_djangos_limits(client):
     response = client.post("/admin/login/", {"username": "grace", "password": "x" * 200_000})
     assert response.status_code == 200
     assert "Sign-in failed." in response.content.decode()
+
+
+def test_a_real_server_answers_a_large_upload_with_the_413_page(live_server):
+    import urllib.error
+    import urllib.request
+
+    body, content_type = _multipart(2 * 1024 * 1024)
+    request = urllib.request.Request(
+        f"{live_server.url}/preferences/", data=body, headers={"Content-Type": content_type}, method="POST"
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 413
+    assert "This request is too large" in refused.value.read().decode()
