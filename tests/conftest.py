@@ -1,5 +1,8 @@
+import io
+import logging
 import os
 import socket
+import uuid
 from urllib.parse import urlparse
 
 import pytest
@@ -14,11 +17,30 @@ def pytest_configure(config):
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    if os.environ.get("CACHE_URL", "").startswith(("redis://", "rediss://")):
+        # The cache the deployment uses (CI: Redis), so the rate limits are counted where they
+        # are in production; under a key prefix of this run's own, which cache.clear() empties
+        # without touching anything else in that Redis database (such as the Celery queue).
+        settings.CACHES = {
+            "default": {
+                **settings.CACHES["default"],
+                "BACKEND": "tests.cache.RunScopedRedisCache",
+                "KEY_PREFIX": f"test-run-{uuid.uuid4().hex[:12]}",
+            }
+        }
+    else:
+        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     # Sign-in lockout is tested on its own (tests/test_staff_security.py); elsewhere it would
     # refuse the test client's login(), which carries no request.
     settings.AXES_ENABLED = False
+
+
+def pytest_unconfigure(config):
+    from django.core.cache import cache
+
+    if settings.CACHES["default"]["BACKEND"] == "tests.cache.RunScopedRedisCache":
+        cache.clear()
 
 
 def _redis_reachable() -> bool:
@@ -54,3 +76,20 @@ def _services_required(request):
         pytest.fail("REQUIRE_SERVICES=1 but DATABASE_URL does not point at PostgreSQL")
     if "redis" in request.keywords and not _redis_reachable():
         pytest.fail(f"REQUIRE_SERVICES=1 but Redis is unreachable at {settings.CELERY_BROKER_URL}")
+
+
+@pytest.fixture
+def log_output():
+    """Everything the configured console handlers write during the test."""
+    handlers = [
+        handler
+        for name in ("", "django.request")
+        for handler in logging.getLogger(name).handlers
+        if isinstance(handler, logging.StreamHandler) and type(handler.formatter).__name__ == "MaskingFormatter"
+    ]
+    assert handlers, "the settings configure no masking console handler"
+    stream = io.StringIO()
+    previous = [handler.setStream(stream) for handler in handlers]
+    yield stream
+    for handler, old in zip(handlers, previous, strict=True):
+        handler.setStream(old)
