@@ -10,8 +10,9 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from customers.imports import ImportExtension, ImportReport
 from customers.models import Customer
-from customers.services import ImportExtension, ImportReport, customer_address_was_erased, erased_address_hashes
+from customers.services import customer_address_was_erased, erased_address_hashes
 from customers.validators import reject_card_numbers
 
 from .models import Method, PolicyVersion, Purpose, Source

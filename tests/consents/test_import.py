@@ -123,9 +123,9 @@ def test_a_file_without_consent_columns_needs_no_evidence(tmp_path):
 
 
 def test_consent_columns_reach_the_right_customers_across_write_batches(tmp_path, monkeypatch):
-    from customers import services
+    from customers import imports
 
-    monkeypatch.setattr(services, "IMPORT_BATCH_SIZE", 2)
+    monkeypatch.setattr(imports, "IMPORT_BATCH_SIZE", 2)
     CustomerFactory(email="grace@example.com", first_name="Grace", last_name="Hopper")
     path = write(
         tmp_path,

@@ -5,9 +5,9 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from customers import services
+from customers import imports
+from customers.imports import ImportRefused, customers_import
 from customers.models import Customer, CustomerChange
-from customers.services import ImportRefused, customers_import
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
@@ -182,7 +182,7 @@ def test_updated_customers_are_written_in_one_statement_per_batch_with_their_cor
 
 
 def test_a_batch_size_smaller_than_the_file_writes_every_row_once(monkeypatch):
-    monkeypatch.setattr(services, "IMPORT_BATCH_SIZE", 2)
+    monkeypatch.setattr(imports, "IMPORT_BATCH_SIZE", 2)
     CustomerFactory(email="grace@example.com", first_name="Ada", last_name="Byron", city="London", country="GB")
     emails = ["a@example.com", "b@example.com", "grace@example.com", "c@example.com", "d@example.com"]
     with CaptureQueriesContext(connection) as queries:

@@ -10,6 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.management import call_command
 
 from consents.models import Consent, ConsentEvent
+from customers.imports import ImportRefused, customers_import
 from customers.models import (
     ERASED_MARKER,
     AccessLog,
@@ -19,7 +20,7 @@ from customers.models import (
     RecipientNotification,
     email_hash,
 )
-from customers.services import AlreadyErased, ImportRefused, customer_erase, customers_import
+from customers.services import AlreadyErased, customer_erase
 from marketing.models import Suppression
 
 from .people import AUGUSTA, CONSENT_IP, CONSENT_USER_AGENT, LICENCE_KEY, OLD_EMAIL, text_columns_containing

@@ -4,7 +4,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from customers.services import ImportRefused, customers_import, read_csv
+from customers.imports import ImportRefused, customers_import, read_csv
 
 
 class Command(BaseCommand):
