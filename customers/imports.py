@@ -11,10 +11,11 @@ import csv
 import io
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from auditlog.context import disable_auditlog
 from django.db import IntegrityError, transaction
+from django.db.models import ProtectedError
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -84,18 +85,98 @@ IMPORT_BATCH_SIZE = 1000
 _ValidRow = tuple[int, dict[str, Any], Customer | None, dict[str, Any]]
 
 
-def read_csv(text: str) -> tuple[list[str], list[dict[str, str]]]:
-    reader = csv.DictReader(io.StringIO(text))
-    headers = [h.strip() for h in (reader.fieldnames or [])]
-    reader.fieldnames = headers
-    rows = []
-    for raw in reader:
-        extra = raw.pop(None, None)
-        row = {k: (v or "").strip() for k, v in raw.items()}
-        if extra:
-            row["__extra__"] = ",".join(extra)
-        rows.append(row)
-    return headers, rows
+# Delimiters a spreadsheet may save a "CSV" file with (semicolons where the decimal
+# separator is a comma, tabs from "text (tab-delimited)").
+DELIMITERS = ",;\t|"
+DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "vertical bar"}
+
+
+class CsvFile(NamedTuple):
+    headers: list[str]
+    rows: list[dict[str, str]]
+    delimiter: str
+
+    @property
+    def delimiter_name(self) -> str:
+        return DELIMITER_NAMES.get(self.delimiter, repr(self.delimiter))
+
+
+def _sniff_delimiter(header_line: str) -> str:
+    """The header's delimiter: column names never contain one, so the first line decides."""
+    try:
+        return csv.Sniffer().sniff(header_line, delimiters=DELIMITERS).delimiter
+    except csv.Error:  # a single column: nothing to tell apart
+        return ","
+
+
+def read_csv(text: str) -> CsvFile:
+    """
+    Read the file's header and rows, comma-, semicolon-, tab- or bar-separated. Refuses
+    (ImportRefused, naming each) a column named twice and every row whose number of values
+    differs from the header's; empty lines are skipped. Raises csv.Error for what the csv
+    module cannot read.
+    """
+    delimiter = _sniff_delimiter(text.split("\n", 1)[0])
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    headers = [h.strip() for h in next(reader, [])]
+    errors: list[RowError] = []
+    first_position: dict[str, int] = {}
+    for position, name in enumerate(headers, start=1):
+        if name in first_position:
+            errors.append(
+                RowError(
+                    1,
+                    "header",
+                    f"the column {name!r} appears twice (columns {first_position[name]} and {position}): "
+                    "keep one of them",
+                )
+            )
+        else:
+            first_position[name] = position
+    rows: list[dict[str, str]] = []
+    for cells in reader:
+        if not cells:
+            continue  # an empty line
+        line = len(rows) + 2  # as customers_import counts: the header is line 1
+        if len(cells) != len(headers):
+            more_or_fewer = "more" if len(cells) > len(headers) else "fewer"
+            hint = " (a delimiter inside an unquoted value?)" if more_or_fewer == "more" else ""
+            errors.append(
+                RowError(
+                    line,
+                    "row",
+                    f"{len(cells)} values for {len(headers)} columns: {more_or_fewer} values than the header{hint}",
+                )
+            )
+        rows.append({name: cell.strip() for name, cell in zip(headers, cells, strict=False)})
+    if errors:
+        raise ImportRefused(errors)
+    return CsvFile(headers, rows, delimiter)
+
+
+# Checks the apps that keep records of addresses supply, run for every address a file
+# would give a new customer record: check(addresses) -> {address: why it is refused}.
+NewAddressCheck = Callable[[list[str]], dict[str, str]]
+_new_address_checks: dict[str, NewAddressCheck] = {}
+
+
+def register_new_address_check(name: str, check: NewAddressCheck) -> None:
+    _new_address_checks[name] = check
+
+
+def refuse_erased_addresses(addresses: list[str]) -> dict[str, str]:
+    """An erased customer's former address is never given a record again by a list."""
+    from .services import customer_address_was_erased, erased_address_hashes
+
+    erased = erased_address_hashes()
+    return {
+        address: (
+            "a customer with this address asked for their data to be erased, and it was: "
+            "the address is not given a new customer record (only its hash is kept, to recognise it)"
+        )
+        for address in addresses
+        if customer_address_was_erased(address, erased_hashes=erased)
+    }
 
 
 def customers_import(
@@ -103,12 +184,21 @@ def customers_import(
     headers: list[str],
     rows: list[dict[str, str]],
     update: bool = False,
+    clear_blank: bool = False,
     options: dict[str, Any] | None = None,
     progress: Callable[[Iterable], Iterator] = iter,
 ) -> ImportReport:
     """
-    Validate every row, then write them all in one transaction, or nothing.
-    Raises ImportRefused naming each bad row (its line in the file), field and reason.
+    Validate every row, then write them all, or nothing. Raises ImportRefused naming each bad
+    row (its line in the file), field and reason.
+
+    With `update`, a blank cell leaves the customer's field as it is, unless `clear_blank`.
+
+    The rows are written in short transactions of IMPORT_BATCH_SIZE, so that on SQLite a
+    customer's unsubscribe or the beat tick never waits for the whole file: first every
+    customer (new ones have no consent yet, so no campaign can reach them), then the
+    extensions' columns (consent). A failure while customers are written undoes what the
+    import wrote: new customers are deleted, updated ones get their values back.
     """
     options = options or {}
     errors: list[RowError] = []
@@ -139,14 +229,12 @@ def customers_import(
     for index, row in enumerate(progress(rows)):
         line = index + 2  # line 1 is the header
         row_errors: list[RowError] = []
-        if "__extra__" in row:
-            row_errors.append(RowError(line, "row", "more values than columns (a comma inside an unquoted value?)"))
         instance = existing.get(row.get("email", "").lower()) if update else None
         data = {name: row.get(name, "") for name in IMPORT_FIELDS if name in headers}
         if instance is not None:
             # Columns absent from the file keep their current values.
             for name in IMPORT_FIELDS:
-                if name not in headers:
+                if name not in headers or (data[name] == "" and not clear_blank):
                     data[name] = getattr(instance, name)
             form = CustomerImportRowForm(data=data, instance=copy.copy(instance))
         else:
@@ -187,72 +275,146 @@ def customers_import(
             errors.extend(row_errors)
         else:
             valid.append((line, form.cleaned_data, existing.get(email) if update else None, extension_values))
+    new_lines = {cleaned["email"]: line for line, cleaned, instance, _values in valid if instance is None}
+    for check in _new_address_checks.values():
+        for address, reason in check(list(new_lines)).items():
+            errors.append(RowError(new_lines[address], "email", reason))
     if errors:
-        raise ImportRefused(errors)
+        raise ImportRefused(sorted(errors, key=lambda error: error.line))
 
     report = ImportReport()
+    journal = _ImportJournal()
+    written: list[tuple[Customer, dict[str, Any]]] = []
     # An import is recorded by its corrections (CustomerChange, "import"), not one audit-log
     # entry per row: a large file would double its writes.
     try:
-        with transaction.atomic(), disable_auditlog():
-            batch: list[_ValidRow] = []
-            for valid_row in progress(valid):
-                batch.append(valid_row)
-                if len(batch) >= IMPORT_BATCH_SIZE:
-                    _import_batch_write(batch, headers=headers, options=options, report=report)
-                    batch = []
-            if batch:
-                _import_batch_write(batch, headers=headers, options=options, report=report)
+        batch: list[_ValidRow] = []
+        for valid_row in progress(valid):
+            batch.append(valid_row)
+            if len(batch) >= IMPORT_BATCH_SIZE:
+                written.extend(_import_batch_write(batch, headers=headers, report=report, journal=journal))
+                batch = []
+        if batch:
+            written.extend(_import_batch_write(batch, headers=headers, report=report, journal=journal))
     except IntegrityError:
         # The file was checked against the customers that existed then; someone added one of
-        # its addresses since (a signup, staff, another import). Nothing was written.
+        # its addresses since (a signup, staff, another import).
+        _import_undo(journal)
         raise ImportRefused(_addresses_taken_meanwhile(valid)) from None
+    except BaseException:
+        _import_undo(journal)
+        raise
+    # Consent only once every customer is written: a campaign dispatched meanwhile never
+    # reaches a customer whose row the import might still take back. The ledger is never
+    # rewritten, so what is recorded here stays; everything it needs was checked above.
+    if _import_extensions:
+        for start in progress(range(0, len(written), IMPORT_BATCH_SIZE)):
+            with transaction.atomic(), disable_auditlog():
+                for customer, extension_values in written[start : start + IMPORT_BATCH_SIZE]:
+                    for extension in _import_extensions:
+                        extension.apply(customer, extension_values[extension.name], options, report)
     return report
 
 
+@dataclass
+class _ImportJournal:
+    """What the import wrote, committed batch by batch, so that a failure can take it back."""
+
+    created: list[int] = field(default_factory=list)
+    corrections: list[int] = field(default_factory=list)
+    # customer id -> (the values before the import, the values it wrote), per changed field
+    updated: dict[int, tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=dict)
+
+
+def _import_undo(journal: _ImportJournal) -> None:
+    """
+    Take back what the committed batches wrote, in short transactions too. A field someone
+    else changed since the import wrote it keeps their value.
+    """
+    with disable_auditlog():
+        for start in range(0, len(journal.corrections), IMPORT_BATCH_SIZE):
+            with transaction.atomic():
+                CustomerChange.objects.filter(pk__in=journal.corrections[start : start + IMPORT_BATCH_SIZE]).delete()
+        ids = list(journal.updated)
+        for start in range(0, len(ids), IMPORT_BATCH_SIZE):
+            with transaction.atomic():
+                chunk = ids[start : start + IMPORT_BATCH_SIZE]
+                for customer in Customer.objects.select_for_update().filter(pk__in=chunk):
+                    before, imported = journal.updated[customer.pk]
+                    restored = [name for name in before if getattr(customer, name) == imported[name]]
+                    for name in restored:
+                        setattr(customer, name, before[name])
+                    if restored:
+                        customer.save(update_fields=[*restored, "updated_at"])
+        for start in range(0, len(journal.created), IMPORT_BATCH_SIZE):
+            chunk = journal.created[start : start + IMPORT_BATCH_SIZE]
+            try:
+                with transaction.atomic():
+                    Customer.objects.filter(pk__in=chunk).delete()
+            except ProtectedError:
+                # Something was recorded for one of them meanwhile (a consent, a purchase):
+                # keep those, delete the others.
+                for pk in chunk:
+                    try:
+                        with transaction.atomic():
+                            Customer.objects.filter(pk=pk).delete()
+                    except ProtectedError:
+                        continue
+
+
 def _import_batch_write(
-    batch: list[_ValidRow], *, headers: list[str], options: dict[str, Any], report: ImportReport
-) -> None:
+    batch: list[_ValidRow], *, headers: list[str], report: ImportReport, journal: _ImportJournal
+) -> list[tuple[Customer, dict[str, Any]]]:
     """
-    Write one batch of checked rows: new customers in one INSERT, updated ones in one UPDATE
-    per set of changed columns (only the columns that differ are written, as customer_update
-    does), their corrections in one INSERT; then each extension (consent columns) row by row.
+    Write one batch of checked rows in one transaction: new customers in one INSERT, updated
+    ones in one UPDATE per set of changed columns (only the columns that differ are written,
+    as customer_update does), their corrections in one INSERT. Notes in `journal` what was
+    written once it is committed; returns each customer with its extensions' values.
     """
-    _import_lock_existing(batch)
     created: list[Customer] = []
     updated: dict[tuple[str, ...], list[Customer]] = {}
     corrections: list[CustomerChange] = []
     written: list[tuple[Customer, dict[str, Any]]] = []
+    undo: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
     now = timezone.now()
-    for _line, cleaned, instance, extension_values in batch:
-        if instance is None:
-            # The form has cleaned and normalised every value (what save() would do).
-            customer = Customer(**{name: cleaned[name] for name in IMPORT_FIELDS if name in cleaned})
-            created.append(customer)
-        else:
-            customer = instance
-            changes = _apply_details(
-                customer=customer,
-                data={name: cleaned[name] for name in DETAIL_FIELDS if name in headers},
-                changed_by=CustomerChange.ChangedBy.IMPORT,
-            )
-            if changes:
-                customer.updated_at = now  # bulk_update does not touch auto_now fields
-                updated.setdefault(tuple(c.field for c in changes), []).append(customer)
-                corrections.extend(changes)
-                report.updated += 1
+    with transaction.atomic(), disable_auditlog():
+        _import_lock_existing(batch)
+        for _line, cleaned, instance, extension_values in batch:
+            if instance is None:
+                # The form has cleaned and normalised every value (what save() would do).
+                customer = Customer(**{name: cleaned[name] for name in IMPORT_FIELDS if name in cleaned})
+                created.append(customer)
             else:
-                report.unchanged += 1
-        written.append((customer, extension_values))
-    # PostgreSQL and SQLite return the new ids, which the extensions and corrections need.
-    Customer.objects.bulk_create(created)
+                customer = instance
+                before = {name: getattr(customer, name) for name in DETAIL_FIELDS}
+                changes = _apply_details(
+                    customer=customer,
+                    data={name: cleaned[name] for name in DETAIL_FIELDS if name in headers},
+                    changed_by=CustomerChange.ChangedBy.IMPORT,
+                )
+                if changes:
+                    customer.updated_at = now  # bulk_update does not touch auto_now fields
+                    updated.setdefault(tuple(c.field for c in changes), []).append(customer)
+                    corrections.extend(changes)
+                    changed = [c.field for c in changes]
+                    undo[customer.pk] = (
+                        {name: before[name] for name in changed},
+                        {name: getattr(customer, name) for name in changed},
+                    )
+                    report.updated += 1
+                else:
+                    report.unchanged += 1
+            written.append((customer, extension_values))
+        # PostgreSQL and SQLite return the new ids, which the extensions and corrections need.
+        Customer.objects.bulk_create(created)
+        for fields, customers in updated.items():
+            Customer.objects.bulk_update(customers, [*fields, "updated_at"])
+        CustomerChange.objects.bulk_create(corrections)
     report.created += len(created)
-    for fields, customers in updated.items():
-        Customer.objects.bulk_update(customers, [*fields, "updated_at"])
-    CustomerChange.objects.bulk_create(corrections)
-    for customer, extension_values in written:
-        for extension in _import_extensions:
-            extension.apply(customer, extension_values[extension.name], options, report)
+    journal.created.extend(customer.pk for customer in created)
+    journal.corrections.extend(change.pk for change in corrections)
+    journal.updated.update(undo)
+    return written
 
 
 def _import_lock_existing(batch: list[_ValidRow]) -> None:
