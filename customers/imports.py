@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from auditlog.context import disable_auditlog
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import ProtectedError
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -83,6 +83,8 @@ IMPORT_BATCH_SIZE = 1000
 # A checked row: its line in the file, its cleaned values, the customer it updates (None for
 # a new one) and each extension's cleaned values.
 _ValidRow = tuple[int, dict[str, Any], Customer | None, dict[str, Any]]
+# A written row: its line, the customer, and each extension's cleaned values.
+_WrittenRow = tuple[int, Customer, dict[str, Any]]
 
 
 # Delimiters a spreadsheet may save a "CSV" file with (semicolons where the decimal
@@ -284,7 +286,7 @@ def customers_import(
 
     report = ImportReport()
     journal = _ImportJournal()
-    written: list[tuple[Customer, dict[str, Any]]] = []
+    written: list[_WrittenRow] = []
     # An import is recorded by its corrections (CustomerChange, "import"), not one audit-log
     # entry per row: a large file would double its writes.
     try:
@@ -309,11 +311,32 @@ def customers_import(
     # rewritten, so what is recorded here stays; everything it needs was checked above.
     if _import_extensions:
         for start in progress(range(0, len(written), IMPORT_BATCH_SIZE)):
-            with transaction.atomic(), disable_auditlog():
-                for customer, extension_values in written[start : start + IMPORT_BATCH_SIZE]:
-                    for extension in _import_extensions:
-                        extension.apply(customer, extension_values[extension.name], options, report)
+            chunk = written[start : start + IMPORT_BATCH_SIZE]
+            try:
+                with transaction.atomic(), disable_auditlog():
+                    for _line, customer, extension_values in chunk:
+                        for extension in _import_extensions:
+                            extension.apply(customer, extension_values[extension.name], options, report)
+            except DatabaseError as error:
+                raise ImportIncomplete(report=report, first_line_missing=chunk[0][0], error=error) from error
     return report
+
+
+class ImportIncomplete(Exception):
+    """
+    The database failed while the extensions' columns (consent) were recorded: every customer
+    is written, and what was recorded before the failing batch stays (the ledger is never
+    rewritten). Importing the same file again with --update records the rest and nothing twice.
+    """
+
+    def __init__(self, *, report: ImportReport, first_line_missing: int, error: Exception):
+        self.report = report
+        self.first_line_missing = first_line_missing
+        super().__init__(
+            f"the database failed while consent was recorded ({error}): every customer is imported, and "
+            f"consent is recorded for the rows before row {first_line_missing}; import the same file again "
+            "with --update to record the rest (nothing is recorded twice)"
+        )
 
 
 @dataclass
@@ -364,7 +387,7 @@ def _import_undo(journal: _ImportJournal) -> None:
 
 def _import_batch_write(
     batch: list[_ValidRow], *, headers: list[str], report: ImportReport, journal: _ImportJournal
-) -> list[tuple[Customer, dict[str, Any]]]:
+) -> list[_WrittenRow]:
     """
     Write one batch of checked rows in one transaction: new customers in one INSERT, updated
     ones in one UPDATE per set of changed columns (only the columns that differ are written,
@@ -374,12 +397,12 @@ def _import_batch_write(
     created: list[Customer] = []
     updated: dict[tuple[str, ...], list[Customer]] = {}
     corrections: list[CustomerChange] = []
-    written: list[tuple[Customer, dict[str, Any]]] = []
+    written: list[_WrittenRow] = []
     undo: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
     now = timezone.now()
     with transaction.atomic(), disable_auditlog():
         _import_lock_existing(batch)
-        for _line, cleaned, instance, extension_values in batch:
+        for line, cleaned, instance, extension_values in batch:
             if instance is None:
                 # The form has cleaned and normalised every value (what save() would do).
                 customer = Customer(**{name: cleaned[name] for name in IMPORT_FIELDS if name in cleaned})
@@ -404,7 +427,7 @@ def _import_batch_write(
                     report.updated += 1
                 else:
                     report.unchanged += 1
-            written.append((customer, extension_values))
+            written.append((line, customer, extension_values))
         # PostgreSQL and SQLite return the new ids, which the extensions and corrections need.
         Customer.objects.bulk_create(created)
         for fields, customers in updated.items():

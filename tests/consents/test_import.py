@@ -325,3 +325,40 @@ def test_a_customer_can_unsubscribe_on_sqlite_while_a_long_import_is_writing(sql
     assert report.counters == {"consents granted": 150}
     assert not Customer.objects.consenting_to("newsletter").filter(pk=ada.pk).exists()
     assert Customer.objects.consenting_to("newsletter").count() == 150
+
+
+def test_a_database_failure_while_recording_consent_says_what_is_done_and_how_to_finish(tmp_path, monkeypatch):
+    from django.db import OperationalError
+
+    from consents import imports as consent_imports
+    from customers import imports
+
+    # given a file of three customers who agreed, recorded one at a time, and a database that fails at the second
+    monkeypatch.setattr(imports, "IMPORT_BATCH_SIZE", 1)
+    path = write(
+        tmp_path,
+        "ada@example.com,Ada,Lovelace,yes,,\ngrace@example.com,Grace,Hopper,yes,,\nlinus@example.com,Linus,Torvalds,yes,,\n",
+    )
+    real_apply = consent_imports.EXTENSION.apply
+    calls = []
+
+    def failing_once(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OperationalError("disk I/O error")
+        return real_apply(*args)
+
+    monkeypatch.setattr(consent_imports.EXTENSION, "apply", failing_once)
+
+    # when it is imported, the command says what was done and what to do
+    with pytest.raises(CommandError) as raised:
+        run_import(path, "--evidence", EVIDENCE)
+    assert "every customer is imported, and consent is recorded for the rows before row 3" in str(raised.value)
+    assert "import the same file again with --update" in str(raised.value)
+    assert Customer.objects.count() == 3
+    assert list(Customer.objects.consenting_to("newsletter").values_list("email", flat=True)) == ["ada@example.com"]
+
+    # and importing the same file again with --update records the rest, nothing twice
+    out, _ = run_import(path, "--update", "--evidence", EVIDENCE)
+    assert "2 consents granted" in out
+    assert ConsentEvent.objects.filter(purpose__code="newsletter", granted=True).count() == 3

@@ -4,7 +4,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from customers.imports import ImportRefused, customers_import, read_csv
+from customers.imports import ImportIncomplete, ImportRefused, customers_import, read_csv
 
 
 class Command(BaseCommand):
@@ -76,6 +76,8 @@ class Command(BaseCommand):
             for error in refused.errors:
                 self.stderr.write(str(error))
             raise CommandError(f"{len(refused.errors)} problem(s) in {path}; nothing was imported.") from None
+        except ImportIncomplete as incomplete:
+            raise CommandError(f"{path}: {incomplete}") from None
         summary = f"Imported {path}: {report.created} created, {report.updated} updated, {report.unchanged} unchanged."
         if report.counters:
             summary += " " + ", ".join(f"{v} {k}" for k, v in sorted(report.counters.items())) + "."
