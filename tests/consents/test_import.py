@@ -262,7 +262,7 @@ def sqlite_file_database(tmp_path, settings):
         ContentType.objects.clear_cache()
 
 
-def test_a_customer_can_unsubscribe_on_sqlite_while_a_long_import_is_writing(sqlite_file_database, monkeypatch):
+def test_customers_can_unsubscribe_on_sqlite_while_a_long_import_is_writing(sqlite_file_database, monkeypatch):
     import threading
 
     from django.db import connection, connections
@@ -272,58 +272,65 @@ def test_a_customer_can_unsubscribe_on_sqlite_while_a_long_import_is_writing(sql
     from customers import imports
     from customers.imports import customers_import
 
-    # given the embedded SQLite default, in WAL mode, and Ada, who agreed to the newsletter
+    # given the embedded SQLite default, in WAL mode, and Ada and Grace, who agreed to the newsletter
     with connection.cursor() as cursor:
         cursor.execute("PRAGMA journal_mode")
         assert cursor.fetchone()[0] == "wal"
     newsletter = Purpose.objects.get(code="newsletter")
     ada = Customer.objects.create(email="ada@example.com", first_name="Ada")
-    consent_grant(customer=ada, purpose=newsletter, source=Source.SIGNUP_FORM)
+    grace = Customer.objects.create(email="grace@example.com", first_name="Grace")
+    for customer in (ada, grace):
+        consent_grant(customer=customer, purpose=newsletter, source=Source.SIGNUP_FORM)
     # and a file of 150 customers, written 50 at a time
     monkeypatch.setattr(imports, "IMPORT_BATCH_SIZE", 50)
+    monkeypatch.setattr(imports, "IMPORT_CONSENT_BATCH_SIZE", 50)
     headers = ["email", "first_name", "consent_newsletter"]
     rows = [
         {"email": f"reader{n}@example.com", "first_name": "Reader", "consent_newsletter": "yes"} for n in range(150)
     ]
     outcome: list[str] = []
 
-    def unsubscribe_ada():
+    def unsubscribe(customer):
         # Another process (the web worker): its own connection to the same file.
         connections["default"] = sqlite_file_database()
         try:
-            consent_withdraw(customer=Customer.objects.get(pk=ada.pk), purpose=newsletter, source=Source.ONE_CLICK)
-            outcome.append("withdrawn")
+            consent_withdraw(customer=customer, purpose=newsletter, source=Source.ONE_CLICK)
+            outcome.append(f"{customer.first_name} withdrawn")
         except Exception as error:  # "database is locked" was the failure
-            outcome.append(repr(error))
+            outcome.append(f"{customer.first_name}: {error!r}")
         finally:
             connections["default"].close()
 
-    passes = []
-    unsubscribe = threading.Thread(target=unsubscribe_ada)
+    clicks = {
+        2: threading.Thread(target=unsubscribe, args=(ada,)),
+        3: threading.Thread(target=unsubscribe, args=(grace,)),
+    }
     outcome_while_importing = []
+    passes = []
 
     def progress(items):
-        passes.append(items)
+        passes.append(items)  # checking the file, writing customers, recording consent
         for index, item in enumerate(items):
-            if len(passes) == 2 and index == 50:
-                # The import has written its first 50 customers; Ada clicks "unsubscribe".
-                unsubscribe.start()
-                unsubscribe.join(timeout=10)
-                outcome_while_importing.extend(outcome)
+            if len(passes) in clicks and index == 50:
+                # 50 customers (or 50 rows of consent) are written; a customer clicks "unsubscribe".
+                clicks[len(passes)].start()
+                clicks[len(passes)].join(timeout=10)
+                outcome_while_importing.append(list(outcome))
             yield item
 
     # when the import runs
     try:
         report = customers_import(headers=headers, rows=rows, options={"evidence": EVIDENCE}, progress=progress)
     finally:
-        if unsubscribe.is_alive():
-            unsubscribe.join()
+        for click in clicks.values():
+            if click.is_alive():
+                click.join()
 
-    # then Ada's unsubscribe went through while the import was still writing, and the import finished
-    assert outcome_while_importing == ["withdrawn"]
+    # then each unsubscribe went through while the import was still writing, and the import finished
+    assert outcome_while_importing == [["Ada withdrawn"], ["Ada withdrawn", "Grace withdrawn"]]
     assert report.created == 150
     assert report.counters == {"consents granted": 150}
-    assert not Customer.objects.consenting_to("newsletter").filter(pk=ada.pk).exists()
+    assert not Customer.objects.consenting_to("newsletter").filter(pk__in=[ada.pk, grace.pk]).exists()
     assert Customer.objects.consenting_to("newsletter").count() == 150
 
 
@@ -335,6 +342,7 @@ def test_a_database_failure_while_recording_consent_says_what_is_done_and_how_to
 
     # given a file of three customers who agreed, recorded one at a time, and a database that fails at the second
     monkeypatch.setattr(imports, "IMPORT_BATCH_SIZE", 1)
+    monkeypatch.setattr(imports, "IMPORT_CONSENT_BATCH_SIZE", 1)
     path = write(
         tmp_path,
         "ada@example.com,Ada,Lovelace,yes,,\ngrace@example.com,Grace,Hopper,yes,,\nlinus@example.com,Linus,Torvalds,yes,,\n",
