@@ -199,11 +199,13 @@ def customers_import(
 
     With `update`, a blank cell leaves the customer's field as it is, unless `clear_blank`.
 
-    The rows are written in short transactions of IMPORT_BATCH_SIZE, so that on SQLite a
-    customer's unsubscribe or the beat tick never waits for the whole file: first every
-    customer (new ones have no consent yet, so no campaign can reach them), then the
-    extensions' columns (consent). A failure while customers are written undoes what the
-    import wrote: new customers are deleted, updated ones get their values back.
+    The rows are written in short transactions, so that on SQLite a customer's unsubscribe
+    or the beat tick never waits for the whole file: first every customer, IMPORT_BATCH_SIZE
+    at a time (new ones have no consent yet, so no campaign can reach them), then the
+    extensions' columns (consent), IMPORT_CONSENT_BATCH_SIZE at a time. A failure while
+    customers are written undoes what the import wrote: new customers are deleted, updated
+    ones get their values back. A database failure while consent is recorded raises
+    ImportIncomplete (the ledger is never rewritten: the same file again finishes it).
     """
     options = options or {}
     errors: list[RowError] = []
