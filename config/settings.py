@@ -110,16 +110,18 @@ ASGI_APPLICATION = "config.asgi.application"
 
 # Database: SQLite under var/ unless DATABASE_URL names another (PostgreSQL in production).
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+# Web, worker and beat share an SQLite file: readers run beside the writer (WAL), a writer
+# waits up to SQLITE_BUSY_TIMEOUT_SECONDS for another's short transaction instead of failing
+# at once, and takes the write lock when its transaction begins (IMMEDIATE), so two writers
+# queue up rather than one failing part-way. Long jobs (the import) write in short
+# transactions, so that nobody waits as long as the timeout.
+SQLITE_OPTIONS = {
+    "timeout": env.int("SQLITE_BUSY_TIMEOUT_SECONDS", default=30),
+    "transaction_mode": "IMMEDIATE",
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Web, worker and beat share the file: wait for locks instead of failing at once, and
-    # let readers run beside the writer.
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {
-            "timeout": 30,
-            "transaction_mode": "IMMEDIATE",
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-        }
-    )
+    DATABASES["default"].setdefault("OPTIONS", {}).update(SQLITE_OPTIONS)
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)

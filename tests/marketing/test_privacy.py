@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 
 import pytest
 from django.core import mail
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection
 
 from common.logging import MaskEmailFilter
@@ -35,10 +35,11 @@ def test_an_erased_customer_is_never_emailed_even_after_a_reimport_with_consent(
     customer_erase(customer=ada, staff_user=staff_user)
     path = tmp_path / "old-list.csv"
     path.write_text("email,consent_newsletter\nada@example.com,yes\n", encoding="utf-8")
-    out = io.StringIO()
-    call_command("import_customers", str(path), "--evidence", "Old list", "--no-progress", stdout=out)
-    assert "no consent was recorded" in out.getvalue()
-    assert Customer.objects.by_email("ada@example.com").get().pk != ada.pk
+    err = io.StringIO()
+    with pytest.raises(CommandError, match="nothing was imported"):
+        call_command("import_customers", str(path), "--evidence", "Old list", "--no-progress", stderr=err)
+    assert "row 2, email: a customer with this address asked for their data to be erased" in err.getvalue()
+    assert not Customer.objects.by_email("ada@example.com").exists()
 
     campaign = make_campaign()
     services.campaign_schedule(campaign=campaign, user=staff_user)
