@@ -7,6 +7,15 @@ seconds for rates below one per second). A batch takes a claim's worth of the wi
 allowance at once (one INCRBY), before it claims and locks anything, and gives back what
 its claim did not use. Without Redis (the file-system broker in development) each process
 counts for itself, and says so once.
+
+Why this is written here rather than taken from a package: what the send path needs is a
+*blocking* acquire of a *variable* amount (a claim's worth) from *one* counter that every worker
+process on every machine shares, with unused allowance given back, and that waits (rather than
+sends uncounted) while Redis is unreachable. Celery's `rate_limit` is per worker and per task,
+not per message or across workers; django-ratelimit and the like count requests and answer
+"over the limit" (they do not wait, and do not give back); the Redis token-bucket libraries
+we looked at either are per process or refuse rather than block. Each would need this much
+code around it again.
 """
 
 from __future__ import annotations
