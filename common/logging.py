@@ -1,12 +1,18 @@
 import logging
 import re
 
-EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+\.)+[A-Za-z]{2,}")
+# An address as it turns up in text, mail servers' replies included: a local part of any
+# letters (not only ASCII: "søren@…"), or a quoted one ("ada lovelace"@…); "@" or its URL
+# encoding "%40"; a domain with or without dots (user@localhost), or an address literal.
+EMAIL = re.compile(
+    r"""(?:"(?:[^"\\\r\n]|\\.)+"|[^\s"<>()\[\]\\,;:@]+)(?:@|%40)(?:[\w-]+(?:\.[\w-]+)*|\[[^\]\s]*\])""",
+    re.IGNORECASE,
+)
 
 
 def mask_emails(text: str) -> str:
     """ada.lovelace@example.com -> a***@***"""
-    return EMAIL.sub(lambda m: f"{m.group(1)}***@***", text)
+    return EMAIL.sub(lambda m: f"{m.group(0)[0]}***@***", text)
 
 
 class MaskEmailFilter(logging.Filter):
