@@ -118,7 +118,7 @@ def schedule_time_problem(at: datetime | None, *, now: datetime | None = None) -
 def campaign_schedule(*, campaign: Campaign, user: AbstractBaseUser | None, at: datetime | None) -> Campaign:
     """Schedule a draft for a time in the future; a missing or past time is refused (see campaign_send_now)."""
     problem = schedule_time_problem(at)
-    if problem:
+    if problem or at is None:
         raise CampaignActionRefused(problem)
 
     def schedule(current: Campaign) -> str:
