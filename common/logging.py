@@ -3,12 +3,16 @@ import re
 
 from django.utils.log import AdminEmailHandler
 
-# An address as it turns up in logs: plain, inside an SMTP reply or a repr, percent-encoded in
-# a URL (ada%40example.com) or on a host without a dot (root@localhost). Non-ASCII local parts
-# too (zoë@example.de).
-_LOCAL = r"[\w.%+-]"
-# Starting only where a run of such characters starts keeps a long run without an @ linear.
-EMAIL = re.compile(rf"(?<!{_LOCAL})({_LOCAL}){_LOCAL}*(?:@|%40)[\w-]+(?:\.[\w-]+)*", re.IGNORECASE)
+# An address as it turns up in text, mail servers' replies and reprs included: a local part of
+# any letters (not only ASCII: "søren@…"), or a quoted one ("ada lovelace"@…); "@" or
+# its URL encoding "%40" (ada%40example.com); a domain with or without dots (root@localhost), or
+# an address literal. Matching starts only where a run of local-part characters starts, so a
+# long run without an "@" costs linear time.
+_LOCAL = r"[^\s\"'{}<>()\[\]\\,;:@]"
+EMAIL = re.compile(
+    rf"""(?:"(?:[^"\\\r\n]|\\.)+"|(?<!{_LOCAL}){_LOCAL}+)(?:@|%40)(?:[\w-]+(?:\.[\w-]+)*|\[[^\]\s]*\])""",
+    re.IGNORECASE,
+)
 
 # A signed link token (django.core.signing: payload:timestamp:signature, the colons possibly
 # percent-encoded), and any other long random-looking path segment (a link secret). Both start
@@ -20,7 +24,7 @@ REDACTED = "[token]"
 
 def mask_emails(text: str) -> str:
     """ada.lovelace@example.com -> a***@***"""
-    return EMAIL.sub(lambda m: f"{m.group(1)}***@***", text)
+    return EMAIL.sub(lambda m: f"{m.group(0)[0]}***@***", text)
 
 
 def redact_tokens(text: str) -> str:

@@ -43,15 +43,15 @@ def test_a_failing_request_on_a_token_url_logs_neither_the_token_nor_an_address(
 
 
 def test_a_worker_batch_that_raises_logs_its_traceback_without_addresses(log_output, monkeypatch):
-    from marketing import services, tasks
+    from marketing import sending, tasks
 
     def refused(**kwargs):
         raise smtplib.SMTPRecipientsRefused(
             {"bounce.victim@example.net": (550, b"5.1.1 <bounce.victim@example.net>: Recipient address rejected")}
         )
 
-    monkeypatch.setattr(services, "deliveries_send_batch", refused)
-    result = tasks.send_batch.apply(args=(1, 1, 10))
+    monkeypatch.setattr(sending, "deliveries_send_batch", refused)
+    result = tasks.deliveries_send_batch.apply(args=(1, 1, 10))
     assert result.failed()
     text = log_output.getvalue()
     assert "SMTPRecipientsRefused" in text

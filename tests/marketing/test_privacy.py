@@ -17,7 +17,7 @@ from django.db import connection
 from common.logging import MaskEmailFilter
 from customers.models import Customer
 from customers.services import customer_erase
-from marketing import services, tasks
+from marketing import campaigns, dispatch, sending, tasks
 from marketing.models import Delivery
 
 from .helpers import customer_who_consents
@@ -42,9 +42,9 @@ def test_an_erased_customer_is_never_emailed_even_after_a_reimport_with_consent(
     assert not Customer.objects.by_email("ada@example.com").exists()
 
     campaign = make_campaign()
-    services.campaign_schedule(campaign=campaign, user=staff_user)
-    services.campaigns_dispatch_due()
-    services.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=services.LAST_ID)
+    campaigns.campaign_send_now(campaign=campaign, user=staff_user)
+    dispatch.campaigns_dispatch_due()
+    sending.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=dispatch.LAST_ID)
 
     assert smtp.handler.recipients() == ["grace@example.com"]
     assert not Delivery.objects.filter(campaign=campaign, customer=ada).exists()
@@ -75,10 +75,10 @@ def test_the_worker_log_of_a_campaign_send_names_no_address(smtp, make_campaign,
     customer_who_consents(email="ada.lovelace@example.com", first_name="Ada")
     customer_who_consents(email="grace@example.com")
     campaign = make_campaign()
-    services.campaign_schedule(campaign=campaign, user=staff_user)
+    campaigns.campaign_send_now(campaign=campaign, user=staff_user)
 
-    tasks.dispatch_due_campaigns()
-    result = tasks.send_batch(campaign.pk, 0, services.LAST_ID)
+    tasks.campaigns_dispatch_due()
+    result = tasks.deliveries_send_batch(campaign.pk, 0, dispatch.LAST_ID)
 
     assert result["sent"] == 2
     log = site_log.getvalue()
