@@ -104,7 +104,8 @@ def grant_runtime_role(connection: BaseDatabaseWrapper, *, runtime_role: str) ->
     owned = tables_owned_by(connection, runtime_role)
     if owned:
         raise ImproperlyConfigured(
-            f"The runtime role {runtime_role!r} (DATABASE_URL) owns {len(owned)} tables ({', '.join(owned[:3])}...), "
+            f"The runtime role {runtime_role!r} (DATABASE_URL) owns tables ({', '.join(owned[:3])}"
+            f"{', …' if len(owned) > 3 else ''}), "
             "so it could disable the consent ledger's guard. As a superuser, run "
             f'REASSIGN OWNED BY "{runtime_role}" TO <the owner role in MIGRATION_DATABASE_URL>; then migrate again.'
         )

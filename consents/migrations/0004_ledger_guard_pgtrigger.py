@@ -2,8 +2,9 @@
 The ledger's guard moves from the hand-written trigger of 0003 to triggers declared on the
 model (consents/triggers.py, installed by django-pgtrigger): UPDATE and DELETE refused, TRUNCATE
 refused, and redaction limited to clearing. A Consent row can only name an event of its own
-customer and purpose carrying its decision: a composite foreign key on PostgreSQL, triggers on
-SQLite.
+customer and purpose carrying its decision: a composite foreign key on PostgreSQL. SQLite has
+neither (a composite key there means rebuilding the table, and a trigger naming the ledger breaks
+every later rebuild of it); consents.services is the only writer there.
 """
 
 from importlib import import_module
@@ -29,19 +30,6 @@ POSTGRES_DROP_CONSENT_NAMES_ITS_DECISION = """
 ALTER TABLE consents_consent DROP CONSTRAINT IF EXISTS consent_names_its_decision;
 """
 
-_SQLITE_CHECK = """
-CREATE TRIGGER consent_names_its_decision_on_{operation}
-BEFORE {operation} ON consents_consent
-WHEN NOT EXISTS (
-    SELECT 1 FROM consents_consentevent AS event
-    WHERE event.id = NEW.event_id AND event.customer_id = NEW.customer_id
-      AND event.purpose_id = NEW.purpose_id AND event.granted = NEW.granted
-)
-BEGIN
-    SELECT RAISE(ABORT, 'a consent must name an event of its customer and purpose with its decision');
-END;
-"""
-
 
 def drop_hand_written_guard(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
@@ -53,21 +41,13 @@ def restore_hand_written_guard(apps, schema_editor):
 
 
 def consent_names_its_decision(apps, schema_editor):
-    vendor = schema_editor.connection.vendor
-    if vendor == "postgresql":
+    if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(POSTGRES_CONSENT_NAMES_ITS_DECISION, params=None)
-    elif vendor == "sqlite":
-        for operation in ("INSERT", "UPDATE"):
-            schema_editor.execute(_SQLITE_CHECK.format(operation=operation), params=None)
 
 
 def drop_consent_names_its_decision(apps, schema_editor):
-    vendor = schema_editor.connection.vendor
-    if vendor == "postgresql":
+    if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(POSTGRES_DROP_CONSENT_NAMES_ITS_DECISION, params=None)
-    elif vendor == "sqlite":
-        for operation in ("insert", "update"):
-            schema_editor.execute(f"DROP TRIGGER IF EXISTS consent_names_its_decision_on_{operation}", params=None)
 
 
 class Migration(migrations.Migration):
