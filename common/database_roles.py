@@ -36,13 +36,15 @@ def as_owner(alias: str = DEFAULT_DB_ALIAS, *, same_database: bool = True) -> It
     """
     Connect `alias` as the owner role for the duration; yields the runtime role's name (to grant
     it its rights afterwards), or None when there is nothing to switch (no owner role configured,
-    not PostgreSQL, or already connected as the owner). With `same_database`, refuses an owner URL
-    that names another database than DATABASE_URL: migrating the wrong one would be silent.
+    another alias than the default, not PostgreSQL, or already connected as the owner). With
+    `same_database`, refuses an owner URL that names another database than DATABASE_URL:
+    migrating the wrong one would be silent.
     """
     owner = owner_settings()
     connection = connections[alias]
     runtime_role = connection.settings_dict.get("USER")
-    if not owner or connection.vendor != "postgresql" or runtime_role == owner.get("USER"):
+    switch = owner and alias == DEFAULT_DB_ALIAS and connection.vendor == "postgresql"
+    if not switch or runtime_role == owner.get("USER"):
         yield None
         return
     if same_database and owner.get("NAME") != connection.settings_dict.get("NAME"):

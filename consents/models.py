@@ -173,6 +173,8 @@ class Consent(models.Model):
     purpose = models.ForeignKey(Purpose, on_delete=models.PROTECT, related_name="consents")
     granted = models.BooleanField()
     since = models.DateTimeField()
+    # On PostgreSQL a composite foreign key (consent_names_its_decision, migration 0004) also makes
+    # customer, purpose and granted those of the event: the state cannot change without its event.
     event = models.ForeignKey(ConsentEvent, on_delete=models.PROTECT, related_name="+")
 
     objects = ConsentQuerySet.as_manager()
