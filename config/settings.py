@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "auditlog",
     "django_countries",
     "phonenumber_field",
+    "pgtrigger",
     "common.apps.CommonConfig",
     "customers.apps.CustomersConfig",
     "consents.apps.ConsentsConfig",
@@ -125,6 +126,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+
+# Two roles on PostgreSQL: the one in DATABASE_URL runs the site, worker and beat and owns no
+# table (an owner can disable the ledger's triggers); the one in MIGRATION_DATABASE_URL owns
+# the tables and is used by `manage.py migrate` alone, which then grants the runtime role its
+# rights (README: Security). Unset, migrate uses DATABASE_URL as before.
+MIGRATION_DATABASE = env.db("MIGRATION_DATABASE_URL") if env.str("MIGRATION_DATABASE_URL", default="") else None
+if MIGRATION_DATABASE is not None and MIGRATION_DATABASE["ENGINE"] != DATABASES["default"]["ENGINE"]:
+    raise ImproperlyConfigured("MIGRATION_DATABASE_URL and DATABASE_URL must name the same kind of database.")
+
+# Triggers (the consent ledger's guard) are installed by migrations, never at run time.
+PGTRIGGER_INSTALL_ON_MIGRATE = False
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

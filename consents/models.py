@@ -7,6 +7,8 @@ from django.utils import timezone
 from customers.models import Customer, ThirdParty
 from customers.validators import reject_card_numbers
 
+from .triggers import LEDGER_APPEND_ONLY, LEDGER_NO_TRUNCATE
+
 
 class Purpose(models.Model):
     """What a customer may agree to. Changing the wording affects new events only: each event keeps its copy."""
@@ -139,7 +141,12 @@ class ConsentEvent(models.Model):
                 condition=~Q(source="staff") | Q(staff_user__isnull=False) | Q(redacted_at__isnull=False),
                 name="consent_event_staff_names_user",
             ),
+            # The target of Consent's composite foreign key (migration 0004): a current state
+            # names an event of its own customer and purpose, with the decision it carries.
+            models.UniqueConstraint(fields=["id", "customer", "purpose", "granted"], name="consent_event_decision_key"),
         ]
+        # PostgreSQL refuses UPDATE, DELETE and TRUNCATE of the ledger (consents/triggers.py).
+        triggers = [LEDGER_APPEND_ONLY, LEDGER_NO_TRUNCATE]
 
     def __str__(self) -> str:
         decision = "granted" if self.granted else "withdrew"
@@ -166,6 +173,8 @@ class Consent(models.Model):
     purpose = models.ForeignKey(Purpose, on_delete=models.PROTECT, related_name="consents")
     granted = models.BooleanField()
     since = models.DateTimeField()
+    # On PostgreSQL a composite foreign key (consent_names_its_decision, migration 0004) also makes
+    # customer, purpose and granted those of the event: the state cannot change without its event.
     event = models.ForeignKey(ConsentEvent, on_delete=models.PROTECT, related_name="+")
 
     objects = ConsentQuerySet.as_manager()

@@ -46,6 +46,8 @@ def database_exists(server_url: str, name: str) -> bool:
 
 def migrate(database_url: str) -> None:
     env = {**os.environ, "DATABASE_URL": database_url, "CELERY_BROKER_URL": "memory://", "LOG_LEVEL": "WARNING"}
+    # The scenario's database is its own, made and used by the one role of database_url.
+    env.pop("MIGRATION_DATABASE_URL", None)
     subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=common.ROOT, env=env, check=True)
 
 
@@ -99,6 +101,7 @@ class Scenario:
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
+        env.pop("MIGRATION_DATABASE_URL", None)
         env.update(
             {
                 "DATABASE_URL": f"{self.server_url}/{self.database}",
@@ -128,6 +131,7 @@ class Scenario:
     def setup(self, *, create: bool = True) -> None:
         if create:
             create_database(self.server_url, self.database)
+        os.environ.pop("MIGRATION_DATABASE_URL", None)
         os.environ.update(self.environment())
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
         import django

@@ -16,13 +16,16 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from common import database_roles
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_scenario(name: str) -> None:
     env = dict(os.environ)
-    # The test run's own PostgreSQL server and Redis database, never another's.
-    database = settings.DATABASES["default"]
+    # The test run's own PostgreSQL server and Redis database, never another's. Creating the
+    # scenarios' databases takes the owner role; the runtime role may not.
+    database = database_roles.owner_settings() or settings.DATABASES["default"]
     env["FAULTS_POSTGRES_URL"] = (
         f"postgres://{database['USER']}{':' + database['PASSWORD'] if database['PASSWORD'] else ''}"
         f"@{database['HOST'] or '127.0.0.1'}:{database['PORT'] or 5432}/postgres"
