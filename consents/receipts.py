@@ -56,7 +56,7 @@ def consent_receipt(*, customer: Customer) -> dict[str, Any]:
     for event in (
         ConsentEvent.objects.filter(customer_id=customer.pk)
         .select_related("policy_version")
-        .order_by("recorded_at", "id")
+        .order_by("occurred_at", "id")
     ):
         history.setdefault(event.purpose_id, []).append(_event_proof(event))
     purposes = []

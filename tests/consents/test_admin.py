@@ -6,7 +6,8 @@ from django.utils import timezone
 
 from consents.models import ConsentEvent, Disclosure, LegalBasis, Source
 from consents.services import RequestMeta, consent_grant, consent_withdraw, disclosure_record
-from customers.models import ThirdParty
+from customers.models import Customer, ThirdParty
+from tests.consents.people import disclosure_purpose
 
 pytestmark = pytest.mark.django_db
 
@@ -58,6 +59,7 @@ def test_the_customer_page_shows_disclosures(staff_client, ada, market_research)
         third_party=partner,
         data_categories=["contact"],
         legal_basis=LegalBasis.CONSENT,
+        disclosure_purpose=disclosure_purpose("market_research"),
         purpose="Survey invitation",
         consent_event=event,
     )
@@ -133,6 +135,7 @@ def test_the_staff_form_refuses_a_date_in_the_future(staff_client, linus, newsle
 
 
 def test_the_staff_form_records_the_decision_under_the_staff_users_name(staff_client, admin_user, linus, newsletter):
+    Customer.objects.filter(pk=linus.pk).update(created_at=timezone.now() - timedelta(days=30))
     given_on = timezone.localdate() - timedelta(days=3)
     response = staff_client.post(
         record_url(linus),
@@ -229,6 +232,7 @@ def disclosure_form(customer, partner, **overrides):
         "data_categories": ["identity", "contact"],
         "legal_basis": "consent",
         "consent_event": "",
+        "disclosure_purpose": disclosure_purpose("market_research").pk,
         "purpose": "Survey invitation",
         "disclosed_at_0": timezone.localdate().isoformat(),
         "disclosed_at_1": timezone.localtime().strftime("%H:%M:%S"),

@@ -7,6 +7,7 @@ from django.utils import timezone
 from consents.models import Disclosure, LegalBasis, Source
 from consents.services import consent_grant, consent_withdraw, disclosure_record
 from customers.models import ThirdParty
+from tests.consents.people import disclosure_purpose
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
@@ -23,6 +24,7 @@ def share(customer, partner, **kwargs):
         "third_party": partner,
         "data_categories": ["identity", "contact"],
         "legal_basis": LegalBasis.CONSENT,
+        "disclosure_purpose": disclosure_purpose("market_research"),
         "purpose": "Survey invitation",
     }
     return disclosure_record(**{**defaults, **kwargs})
