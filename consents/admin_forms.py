@@ -34,9 +34,11 @@ class RecordConsentForm(forms.Form):
     decision = forms.TypedChoiceField(
         choices=[("granted", "Granted: the customer agreed"), ("withdrawn", "Withdrawn: the customer said no")],
         coerce=lambda value: value == "granted",
-        widget=widgets.AdminRadioSelect,
+        widget=widgets.AdminRadioSelect(attrs={"class": "radiolist"}),
     )
-    method = forms.ChoiceField(label="How it was given", choices=STAFF_METHODS, widget=widgets.AdminRadioSelect)
+    method = forms.ChoiceField(
+        label="How it was given", choices=STAFF_METHODS, widget=widgets.AdminRadioSelect(attrs={"class": "radiolist"})
+    )
     given_on = forms.DateField(
         label="Date it was given",
         widget=widgets.AdminDateWidget,
@@ -79,7 +81,11 @@ class RecordConsentForm(forms.Form):
 
 
 class DisclosureAdminForm(forms.ModelForm):
-    data_categories = forms.MultipleChoiceField(choices=DataCategory.choices, widget=forms.CheckboxSelectMultiple)
+    data_categories = forms.MultipleChoiceField(
+        choices=DataCategory.choices,
+        # The admin's styling for a list of choices (labels their own width, not a field label's).
+        widget=forms.CheckboxSelectMultiple(attrs={"class": "radiolist"}),
+    )
 
     class Meta:
         model = Disclosure
@@ -94,6 +100,7 @@ class DisclosureAdminForm(forms.ModelForm):
             "disclosed_at",
             "reference",
         ]
+        labels = {"consent_event": "Consent that allows it"}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
