@@ -128,8 +128,13 @@ def consent_record(
             # is collected about them: an old unsubscribe link is answered without a record.
             return ConsentOutcome(event=None, current=None)
         now = timezone.now()
-        decided_at = occurred_at or now
-        _check_decision_time(decided_at=decided_at, now=now, customer_created_at=locked.created_at)
+        decided_at = now
+        if occurred_at is not None:
+            # A decision made now is never refused (an unsubscribe must always work); a time
+            # given with it is checked, and one a little ahead of our clock counts as now, so
+            # that a decision made after it is not taken for an older one.
+            _check_decision_time(decided_at=occurred_at, now=now, customer_created_at=locked.created_at)
+            decided_at = min(occurred_at, now)
         current = Consent.objects.select_for_update().filter(customer_id=customer.pk, purpose=purpose).first()
         # Equal times: the decision we hear of last is taken as the later one.
         is_history = current is not None and decided_at < current.since
@@ -167,28 +172,24 @@ def consent_record(
 
 def _check_decision_time(*, decided_at: datetime, now: datetime, customer_created_at: datetime) -> None:
     if decided_at > now + DECISION_CLOCK_SKEW:
-        raise ValidationError(
-            {"occurred_at": f"The decision is dated {_local(decided_at)}, in the future: nothing was recorded."},
-            code="decided_in_future",
-        )
+        _refuse_time(f"The decision is dated {_local(decided_at)}, in the future", code="decided_in_future")
     if decided_at < customer_created_at:
-        raise ValidationError(
-            {
-                "occurred_at": f"The decision is dated {_local(decided_at)}, before this customer's record was "
-                f"created ({_local(customer_created_at)}): nothing was recorded."
-            },
+        _refuse_time(
+            f"The decision is dated {_local(decided_at)}, before this customer's record was created "
+            f"({_local(customer_created_at)})",
             code="decided_before_customer",
         )
     first_policy = PolicyVersion.objects.order_by("effective_at").only("version", "effective_at").first()
     if first_policy is not None and decided_at < first_policy.effective_at:
-        raise ValidationError(
-            {
-                "occurred_at": f"The decision is dated {_local(decided_at)}, before our first privacy policy "
-                f"({first_policy.version}) took effect on {_local(first_policy.effective_at)}: "
-                "nothing was recorded."
-            },
+        _refuse_time(
+            f"The decision is dated {_local(decided_at)}, before our first privacy policy "
+            f"({first_policy.version}) took effect on {_local(first_policy.effective_at)}",
             code="decided_before_first_policy",
         )
+
+
+def _refuse_time(reason: str, *, code: str) -> None:
+    raise ValidationError({"occurred_at": ValidationError(f"{reason}: nothing was recorded.", code=code)})
 
 
 def _local(moment: datetime) -> str:

@@ -217,3 +217,26 @@ def test_a_decision_given_on_the_day_the_record_was_created_is_accepted(client, 
 
     assert "Recorded: Newsletter granted" in page
     assert newsletter_state(nadia, newsletter).since == yesterday_afternoon
+
+
+def test_an_unsubscribe_after_a_grant_stamped_a_little_ahead_of_our_clock_still_withdraws(newsletter, linus):
+    # Linus's browser clock runs three minutes fast when he signs up; a minute later he unsubscribes.
+    consent_set(
+        customer=linus,
+        purpose=newsletter,
+        granted=True,
+        source=Source.SIGNUP_FORM,
+        occurred_at=timezone.now() + timedelta(minutes=3),
+    )
+    withdrawal = consent_set(customer=linus, purpose=newsletter, granted=False, source=Source.ONE_CLICK)
+
+    assert newsletter_state(linus, newsletter).event == withdrawal
+    assert not Customer.objects.consenting_to("newsletter").filter(pk=linus.pk).exists()
+
+
+def test_a_decision_made_now_is_recorded_even_before_any_policy_is_in_force(linus, newsletter):
+    # The only policy version takes effect next week: Linus can still say no today.
+    PolicyVersion.objects.all().delete()
+    PolicyVersion.objects.create(version="1.0", effective_at=timezone.now() + timedelta(days=7), text="Soon.")
+    consent_set(customer=linus, purpose=newsletter, granted=False, source=Source.UNSUBSCRIBE_LINK)
+    assert newsletter_state(linus, newsletter).granted is False
