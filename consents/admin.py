@@ -50,7 +50,8 @@ class ConsentEventInline(ReadOnlyInline):
     ordering = ["-occurred_at", "-recorded_at", "-id"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("purpose", "policy_version", "staff_user")
+        # The customer too: each row's label names them.
+        return super().get_queryset(request).select_related("customer", "purpose", "policy_version", "staff_user")
 
     @admin.display(description="decision")
     def decision(self, obj: ConsentEvent) -> str:

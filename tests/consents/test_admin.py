@@ -363,3 +363,21 @@ def test_ledger_entries_are_labelled_by_purpose_decision_and_date_not_row_ids(st
     assert str(state) == f"Newsletter withdrawn since {day.day} {day:%b %Y}, customer {str(grace.public_id)[:8]}"
     page = staff_client.get(f"/admin/consents/consentevent/{withdrawal.pk}/change/").content.decode()
     assert label in page
+
+
+def test_the_customer_page_labels_ledger_rows_without_a_query_per_row(staff_client, grace, newsletter):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries_for_page() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert staff_client.get(change_url(grace)).status_code == 200
+        return len(captured)
+
+    consent_grant(customer=grace, purpose=newsletter, source=Source.SIGNUP_FORM)
+    with_one = queries_for_page()
+    for _ in range(3):
+        consent_withdraw(customer=grace, purpose=newsletter, source=Source.UNSUBSCRIBE_LINK)
+        consent_grant(customer=grace, purpose=newsletter, source=Source.PREFERENCE_PAGE)
+
+    assert queries_for_page() == with_one
