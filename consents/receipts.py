@@ -78,11 +78,15 @@ def consent_receipt(*, customer: Customer) -> dict[str, Any]:
             "third_party_country": str(disclosure.third_party.country or ""),
             "data_categories": disclosure.data_categories,
             "legal_basis": disclosure.legal_basis,
+            "disclosure_purpose": disclosure.disclosure_purpose.code,
+            "disclosure_purpose_name": disclosure.disclosure_purpose.name,
             "purpose": disclosure.purpose,
             "disclosed_at": _iso(disclosure.disclosed_at),
             "consent_event_id": disclosure.consent_event_id,
         }
-        for disclosure in Disclosure.objects.filter(customer_id=customer.pk).select_related("third_party")
+        for disclosure in Disclosure.objects.filter(customer_id=customer.pk).select_related(
+            "third_party", "disclosure_purpose"
+        )
     ]
     return {
         "receipt_format": RECEIPT_FORMAT,

@@ -151,3 +151,15 @@ def test_a_purpose_staff_add_is_allowed_by_the_consent_they_name(ada, promotions
 def test_a_disclosure_on_another_basis_is_filed_under_the_usual_purpose_for_it(ada, research_partner):
     disclosure = share(ada, research_partner, legal_basis=LegalBasis.LEGAL_OBLIGATION, disclosure_purpose=None)
     assert disclosure.disclosure_purpose.code == "legal_obligation"
+
+
+def test_the_consent_receipt_names_what_each_disclosure_was_for(ada, market_research, research_partner):
+    from consents.receipts import consent_receipt
+
+    event = consent_grant(customer=ada, purpose=market_research, source=Source.PREFERENCE_PAGE)
+    share(ada, research_partner, consent_event=event, purpose="Survey panel, spring 2027")
+
+    (disclosure,) = consent_receipt(customer=ada)["third_party_disclosures"]
+    assert disclosure["disclosure_purpose"] == "market_research"
+    assert disclosure["disclosure_purpose_name"] == "Market research (surveys, interviews, panels)"
+    assert disclosure["purpose"] == "Survey panel, spring 2027"
