@@ -1,18 +1,16 @@
 """Correcting details, changing the email address, downloading and asking to delete one's data."""
 
 import json
-import re
 from datetime import UTC, datetime
 
 import pytest
-from django.core import mail
 
 from consents.models import DataCategory, Disclosure, LegalBasis, Source
 from consents.services import RequestMeta, consent_set
 from consents.tokens import SensitiveAction, make_preference_token, make_sensitive_token
 from customers.models import CustomerChange, PrivacyRequest, ThirdParty
 from tests.consents.people import customer_with_choices
-from tests.factories import CustomerFactory, RegistrationFactory
+from tests.factories import RegistrationFactory
 
 pytestmark = pytest.mark.django_db
 
