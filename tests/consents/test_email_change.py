@@ -239,3 +239,21 @@ def test_erasure_deletes_the_changes_asked_for(client, ada, mail_now, django_use
     erasure = customer_erase(customer=ada, staff_user=officer)
     assert not PendingEmailChange.objects.exists()
     assert erasure.summary["email_changes"] == 2
+
+
+def test_the_confirmation_and_undo_links_work_without_their_final_slash(client, ada, mail_now):
+    confirmation = ask_to_move(client, ada, "ada@lovelace.example", mail_now)
+    assert client.get(confirmation.rstrip("/")).status_code == 200
+    undo = confirm(client, confirmation.rstrip("/"), mail_now)
+    response = client.post(undo.rstrip("/"))
+    assert response.status_code == 200 and "no-store" in response["Cache-Control"]
+    assert response["Referrer-Policy"] == "same-origin"
+    ada.refresh_from_db()
+    assert ada.email == "ada@example.com"
+
+
+@pytest.mark.parametrize("route", ["email", "email-undo"])
+def test_a_made_up_confirmation_or_undo_token_gets_the_friendly_page(client, ada, route):
+    response = client.post(f"/preferences/{route}/{'x' * 43}/")
+    assert response.status_code == 400
+    assert "This link does not work" in response.content.decode()
