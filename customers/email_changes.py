@@ -103,6 +103,22 @@ def _check_confirmable(change: PendingEmailChange) -> None:
         raise TokenSuperseded()
 
 
+def _locked_change(**token_hash: str) -> PendingEmailChange | None:
+    """
+    The change a token names, with its customer, both locked: the customer first, as every
+    change of address locks it, then the change, so that a confirmation and an undo of the
+    same customer queue behind each other instead of deadlocking.
+    """
+    found = PendingEmailChange.objects.filter(**token_hash).values_list("customer_id", flat=True).first()
+    if found is None:
+        return None
+    customer = Customer.objects.select_for_update().get(pk=found)
+    change = PendingEmailChange.objects.select_for_update().filter(customer=customer, **token_hash).first()
+    if change is not None:
+        change.customer = customer
+    return change
+
+
 @transaction.atomic
 def email_change_confirm(*, token: str) -> PendingEmailChange:
     """
@@ -111,11 +127,9 @@ def email_change_confirm(*, token: str) -> PendingEmailChange:
     address until `undo_expires_at`. Raises EmailAddressTaken when another record has the
     address, a typed BadToken when the link no longer works.
     """
-    digest = token_digest(token)
-    change = PendingEmailChange.objects.select_for_update().filter(token_hash=digest).first()
-    if not token or change is None:
+    change = _locked_change(token_hash=token_digest(token)) if token else None
+    if change is None:
         raise TokenInvalid()
-    change.customer = Customer.objects.select_for_update().get(pk=change.customer_id)
     _check_confirmable(change)
     customer_email_change(customer=change.customer, new_email=change.new_email, changed_by="customer")
     now = timezone.now()
@@ -153,10 +167,10 @@ def email_change_undo(*, token: str) -> PendingEmailChange:
     address cannot take it again), and the link generation rises, so every link sent since
     (preference pages, confirmations, sensitive links) stops working.
     """
-    change = PendingEmailChange.objects.select_for_update().filter(undo_token_hash=token_digest(token)).first()
-    if not token or change is None:
+    change = _locked_change(undo_token_hash=token_digest(token)) if token else None
+    if change is None:
         raise TokenInvalid()
-    change.customer = customer = Customer.objects.select_for_update().get(pk=change.customer_id)
+    customer = change.customer
     _check_undoable(change)
     restored = customer_email_change(customer=customer, new_email=change.old_email, changed_by="customer")
     if restored is None:
