@@ -33,10 +33,10 @@ SENSITIVE_SALT = "consents.sensitive-link"
 
 
 class SensitiveAction(models.TextChoices):
-    # The label completes "Email me a link to ...".
-    EXPORT = "export", "download my data"
-    EMAIL = "email", "change my email address"
-    ERASE = "erase", "delete my data"
+    # The label completes "We sent you a link to ...".
+    EXPORT = "export", "download your data"
+    EMAIL = "email", "change your email address"
+    ERASE = "erase", "delete your data"
 
 
 @dataclass(frozen=True)

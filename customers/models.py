@@ -114,7 +114,7 @@ class Customer(models.Model):
     erased_at = models.DateTimeField(null=True, blank=True, editable=False)
     # Signed into every preference link and checked on each use: raising it (a change of
     # address, or undoing one) makes every link sent before stop working.
-    link_generation = models.PositiveIntegerField(default=0, editable=False)
+    link_generation = models.PositiveIntegerField(default=0, db_default=0, editable=False)
 
     objects = CustomerQuerySet.as_manager()
 

@@ -63,11 +63,11 @@ def test_asking_for_a_download_link_mails_it_to_the_address_on_file(
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(page_url(ada) + "send-link/export/", follow=True)
     html = response.content.decode()
-    assert "We sent a link to ada@example.com to download my data. It works for 60 minutes." in html
+    assert "We sent a link to ada@example.com to download your data. It works for 60 minutes." in html
     assert response.redirect_chain[-1][0].endswith("#data")
     [message] = mail.outbox
     assert message.to == ["ada@example.com"]
-    assert message.subject.startswith("Your link to download my data")
+    assert message.subject.startswith("Your link to download your data")
     assert "It works for 60 minutes" in message.body
 
 

@@ -72,7 +72,7 @@ def test_a_customer_changes_her_address_and_the_old_one_can_undo_it(live_server,
     assert response.headers["referrer-policy"] == "same-origin"
     check_page(page, "preferences")
     page.get_by_role("button", name="Email me a link to change my address").click()
-    page.get_by_text("We sent a link to ada@example.com to change my email address").wait_for()
+    page.get_by_text("We sent a link to ada@example.com to change your email address").wait_for()
 
     # the link reaches the address on file only
     assert [m.to for m in mail.outbox] == [["ada@example.com"]]
@@ -132,7 +132,7 @@ def test_a_link_from_before_the_change_shows_the_friendly_page(live_server, page
 def test_a_customer_downloads_her_data_through_a_fresh_link(live_server, page, ada, eager_celery, tmp_path):
     page.goto(f"{live_server.url}/preferences/{make_preference_token(ada)}/")
     page.get_by_role("button", name="Email me a link to download my data").click()
-    page.get_by_text("We sent a link to ada@example.com to download my data").wait_for()
+    page.get_by_text("We sent a link to ada@example.com to download your data").wait_for()
     assert [m.to for m in mail.outbox] == [["ada@example.com"]]
 
     page.goto(live_server.url + link_in(mail.outbox[-1], "secure"))
@@ -151,7 +151,7 @@ def test_a_customer_downloads_her_data_through_a_fresh_link(live_server, page, a
 def test_a_customer_asks_to_delete_her_data_and_confirms_first(live_server, page, ada, eager_celery):
     page.goto(f"{live_server.url}/preferences/{make_preference_token(ada)}/")
     page.get_by_role("button", name="Email me a link to delete my data").click()
-    page.get_by_text("We sent a link to ada@example.com to delete my data").wait_for()
+    page.get_by_text("We sent a link to ada@example.com to delete your data").wait_for()
     assert not PrivacyRequest.objects.exists()
 
     page.goto(live_server.url + link_in(mail.outbox[-1], "secure"))
