@@ -13,7 +13,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from . import registry
@@ -99,6 +99,9 @@ def record_staff_changes(*, customer: Customer, old_values: dict[str, Any], staf
         for name, old in old_values.items()
         if _display(old) != _display(getattr(customer, name))
     )
+    if any(c.field == "email" for c in changes):
+        # A new address: links mailed to the old one stop working.
+        Customer.objects.filter(pk=customer.pk).update(link_generation=F("link_generation") + 1)
     # Internal notes are not data any third party received.
     corrected = [c.field for c in changes if c.field != "notes"]
     if corrected:
@@ -166,13 +169,16 @@ def customer_email_change(
         )
     old_email = locked.email
     locked.email = new_email
+    # Every preference link mailed to the old address stops working.
+    locked.link_generation += 1
     try:
         with transaction.atomic():
-            locked.save(update_fields=["email", "updated_at"])
+            locked.save(update_fields=["email", "link_generation", "updated_at"])
     except IntegrityError as error:
         # Another request took the address between our check and our write.
         raise EmailAddressTaken(f"{new_email} already belongs to another customer record.") from error
     customer.email = new_email
+    customer.link_generation = locked.link_generation
     change = CustomerChange.objects.create(
         customer=locked,
         field="email",
