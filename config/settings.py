@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "customers.apps.CustomersConfig",
     "consents.apps.ConsentsConfig",
     "marketing.apps.MarketingConfig",
+    "intake.apps.IntakeConfig",
 ]
 
 MIDDLEWARE = [
@@ -333,3 +334,23 @@ CELERY_BEAT_SCHEDULE["privacy-retention"] = {
     "task": "customers.tasks.retention_apply",
     "schedule": crontab(hour=env.int("RETENTION_RUN_HOUR", default=3), minute=17),
 }
+
+# --- intake: reseller notifications ------------------------------------------------------
+# Paddle Billing: the notification destination's secret key(s), comma-separated (two while a
+# secret is rotated). With none set, /webhooks/paddle/ answers 404.
+PADDLE_WEBHOOK_SECRETS = env.list("PADDLE_WEBHOOK_SECRETS", default=[])
+# How far the signature's `ts` may be from now (Paddle's SDK uses 5 seconds).
+PADDLE_WEBHOOK_TOLERANCE_SECONDS = env.int("PADDLE_WEBHOOK_TOLERANCE_SECONDS", default=5)
+# The purposes Paddle's checkout box ("may we send you marketing?") stands for, and the exact
+# words it showed: the ledger copies them as the wording the customer saw.
+PADDLE_MARKETING_PURPOSES = env.list("PADDLE_MARKETING_PURPOSES", default=["newsletter"])
+PADDLE_MARKETING_CONSENT_WORDING = env.str("PADDLE_MARKETING_CONSENT_WORDING", default="")
+if PADDLE_WEBHOOK_SECRETS and not PADDLE_MARKETING_CONSENT_WORDING.strip():
+    raise ImproperlyConfigured(
+        "PADDLE_MARKETING_CONSENT_WORDING is required when PADDLE_WEBHOOK_SECRETS is set: "
+        "the consent ledger must record the words Paddle's checkout showed."
+    )
+# A notification whose customer has not arrived is retried (30 s, 60 s, 120 s, ...) this many
+# times, then left as "needs attention".
+INTAKE_WAIT_MAX_ATTEMPTS = env.int("INTAKE_WAIT_MAX_ATTEMPTS", default=8)
+INTAKE_WAIT_FIRST_SECONDS = env.int("INTAKE_WAIT_FIRST_SECONDS", default=30)

@@ -112,6 +112,9 @@ class Customer(models.Model):
     created_at = models.DateTimeField(default=timezone.now, db_index=False)
     updated_at = models.DateTimeField(auto_now=True)
     erased_at = models.DateTimeField(null=True, blank=True, editable=False)
+    paddle_customer_id = models.CharField(
+        "Paddle customer ID", max_length=50, null=True, blank=True, help_text="Set by Paddle's notifications (ctm_…)."
+    )
 
     objects = CustomerQuerySet.as_manager()
 
@@ -128,6 +131,7 @@ class Customer(models.Model):
                 violation_error_message="A customer with this email address already exists.",
                 violation_error_code="duplicate_email",
             ),
+            models.UniqueConstraint(fields=["paddle_customer_id"], name="customer_paddle_id_unique"),
         ]
         indexes = [
             # The admin changelist orders by newest first.
@@ -169,6 +173,7 @@ class CustomerChange(models.Model):
         CUSTOMER = "customer", "Customer"
         STAFF = "staff", "Staff"
         IMPORT = "import", "Import"
+        RESELLER = "reseller", "Reseller notification"
         SYSTEM = "system", "System"
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="changes")
@@ -219,10 +224,20 @@ class ThirdParty(models.Model):
 class Product(models.Model):
     name = models.CharField(max_length=200)
     code = models.SlugField(max_length=50)
+    paddle_product_id = models.CharField(
+        "Paddle product ID",
+        max_length=50,
+        null=True,
+        blank=True,
+        help_text="Paddle's id of this product (pro_…): transactions from Paddle are matched by it.",
+    )
 
     class Meta:
         ordering = ["name"]
-        constraints = [models.UniqueConstraint(fields=["code"], name="product_code_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["code"], name="product_code_unique"),
+            models.UniqueConstraint(fields=["paddle_product_id"], name="product_paddle_id_unique"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -252,7 +267,12 @@ class ProductRegistration(models.Model):
     )
     order_reference = models.CharField("reseller's order reference", max_length=100)
     purchased_at = models.DateTimeField()
+    currency = models.CharField(max_length=3, blank=True, choices=currency_choices(), validators=[validate_currency])
     refunded_at = models.DateTimeField(null=True, blank=True)
+    refunded_by_reseller = models.BooleanField(
+        default=False, help_text="The reseller refunded it (recorded whatever the money-back deadline)."
+    )
+    refund_note = models.TextField(blank=True, validators=[reject_card_numbers])
     refund_override_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -312,7 +332,8 @@ class ProductRegistration(models.Model):
         if self.refunded_at and self.purchased_at:
             if self.refunded_at < self.purchased_at:
                 raise ValidationError({"refunded_at": "A refund cannot come before the purchase."})
-            if self.refunded_at > self.money_back_deadline and not self.refund_override_by_id:
+            late = self.refunded_at > self.money_back_deadline
+            if late and not self.refund_override_by_id and not self.refunded_by_reseller:
                 raise ValidationError(
                     {
                         "refunded_at": (

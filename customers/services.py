@@ -121,14 +121,62 @@ def registration_refund(
     refunded_at: datetime,
     override_by: AbstractBaseUser | None = None,
     override_reason: str = "",
+    by_reseller: bool = False,
+    note: str = "",
 ) -> ProductRegistration:
-    """Mark a registration refunded. After the money-back deadline only a staff override, with a reason, allows it."""
+    """
+    Mark a registration refunded. After the money-back deadline only a staff override, with a
+    reason, allows it, unless the reseller itself refunded it (`by_reseller`): that is a fact to
+    record whatever the date, with a note.
+    """
     registration.refunded_at = refunded_at
     registration.refund_override_by = override_by
     registration.refund_override_reason = override_reason.strip()
+    registration.refunded_by_reseller = by_reseller
+    registration.refund_note = note.strip()
     registration.full_clean()
-    registration.save(update_fields=["refunded_at", "refund_override_by", "refund_override_reason"])
+    registration.save(
+        update_fields=[
+            "refunded_at",
+            "refund_override_by",
+            "refund_override_reason",
+            "refunded_by_reseller",
+            "refund_note",
+        ]
+    )
     return registration
+
+
+@transaction.atomic
+def customer_create(*, data: dict[str, Any], paddle_customer_id: str | None = None) -> Customer:
+    """A new customer from a reseller's or a form's details (validated like any other)."""
+    customer = Customer(paddle_customer_id=paddle_customer_id)
+    for name, value in data.items():
+        if name != "email" and name not in DETAIL_FIELDS:
+            raise ValueError(f"{name} cannot be set through customer_create")
+        setattr(customer, name, value)
+    customer.full_clean()
+    customer.save()
+    return customer
+
+
+@transaction.atomic
+def customer_email_set_by_reseller(*, customer: Customer, email: str) -> CustomerChange:
+    """
+    The reseller reports a new address for its customer (the customer changed it in the
+    reseller's account, which confirmed it). Recorded as a correction, like any other.
+    """
+    old = customer.email
+    customer.email = normalise_email(email)
+    customer.full_clean()
+    customer.save(update_fields=["email", "updated_at"])
+    return CustomerChange.objects.create(
+        customer=customer,
+        field="email",
+        old_value=old,
+        new_value=customer.email,
+        changed_by=CustomerChange.ChangedBy.RESELLER,
+    )
 
 
 def customer_export(*, customer: Customer) -> dict[str, Any]:
