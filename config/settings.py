@@ -354,3 +354,8 @@ if PADDLE_WEBHOOK_SECRETS and not PADDLE_MARKETING_CONSENT_WORDING.strip():
 # times, then left as "needs attention".
 INTAKE_WAIT_MAX_ATTEMPTS = env.int("INTAKE_WAIT_MAX_ATTEMPTS", default=8)
 INTAKE_WAIT_FIRST_SECONDS = env.int("INTAKE_WAIT_FIRST_SECONDS", default=30)
+# Sign-up and product registration by double opt-in: the confirmation link's lifetime, and
+# how many requests one client address or one address may make per PREFERENCE_LINK_LIMIT_WINDOW.
+SIGNUP_CONFIRM_MAX_AGE_HOURS = env.int("SIGNUP_CONFIRM_MAX_AGE_HOURS", default=48)
+SIGNUP_LIMIT_PER_IP = env.int("SIGNUP_LIMIT_PER_IP", default=10)
+SIGNUP_LIMIT_PER_EMAIL = env.int("SIGNUP_LIMIT_PER_EMAIL", default=3)

@@ -259,14 +259,17 @@ class ProductRegistration(models.Model):
     licence_key = models.CharField(max_length=100, blank=True)
     edition = models.CharField(max_length=50, blank=True)
     version = models.CharField(max_length=30, blank=True)
+    # A customer who registers a product themselves may not know where or when it was bought.
     reseller = models.ForeignKey(
         ThirdParty,
+        null=True,
+        blank=True,
         on_delete=models.PROTECT,
         related_name="registrations",
         limit_choices_to={"kind": ThirdParty.Kind.RESELLER},
     )
-    order_reference = models.CharField("reseller's order reference", max_length=100)
-    purchased_at = models.DateTimeField()
+    order_reference = models.CharField("reseller's order reference", max_length=100, blank=True)
+    purchased_at = models.DateTimeField(null=True, blank=True)
     currency = models.CharField(max_length=3, blank=True, choices=currency_choices(), validators=[validate_currency])
     refunded_at = models.DateTimeField(null=True, blank=True)
     refunded_by_reseller = models.BooleanField(

@@ -5,7 +5,7 @@ from django.db import transaction
 from django.utils.html import format_html
 
 from . import services, tasks
-from .models import WebhookEvent
+from .models import SignupRequest, WebhookEvent
 
 
 @admin.register(WebhookEvent)
@@ -64,3 +64,21 @@ class WebhookEventAdmin(admin.ModelAdmin):
             f"{reset} notification(s) queued to be processed again; finished ones are left as they are.",
             messages.SUCCESS,
         )
+
+
+@admin.register(SignupRequest)
+class SignupRequestAdmin(admin.ModelAdmin):
+    """Both steps of each double opt-in, read-only: the proof of what was asked and confirmed."""
+
+    list_display = ["public_id", "kind", "status", "requested_at", "confirmed_at", "expires_at"]
+    list_filter = ["kind", "status"]
+    search_fields = ["=email", "=public_id"]
+    raw_id_fields = ["customer"]
+    show_full_result_count = False
+    readonly_fields = [f.name for f in SignupRequest._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

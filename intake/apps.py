@@ -16,3 +16,6 @@ class IntakeConfig(AppConfig):
         registry.register_export_section("reseller_notifications", privacy.export_notifications)
         registry.register_eraser("reseller_notifications", privacy.erase_customer)
         registry.register_retention_step("reseller_notifications", privacy.clear_old_payloads)
+        registry.register_export_section("signup_requests", privacy.export_signup_requests)
+        registry.register_eraser("signup_requests", privacy.erase_signup_requests)
+        registry.register_retention_step("signup_requests", privacy.clear_old_signup_details)

@@ -3,8 +3,8 @@
 from celery import shared_task
 from django.conf import settings
 
-from . import services
-from .models import WebhookEvent
+from . import services, signups
+from .models import SignupRequest, WebhookEvent
 
 
 @shared_task(bind=True, max_retries=None)
@@ -20,3 +20,11 @@ def webhook_event_process(self, event_id: int) -> str:
         countdown = min(settings.INTAKE_WAIT_FIRST_SECONDS * 2 ** (event.attempts - 1), 3600)
         raise self.retry(countdown=countdown)
     return event.status
+
+
+@shared_task(autoretry_for=(OSError,), retry_backoff=30, retry_backoff_max=600, max_retries=5)
+def signup_request_send(signup_id: int) -> bool:
+    signup = SignupRequest.objects.filter(pk=signup_id).first()
+    if signup is None:
+        return False
+    return signups.signup_request_send(signup=signup)
