@@ -8,13 +8,22 @@ import re
 import pytest
 from django.core import mail
 
+from config.celery import app as celery_app
 from consents.models import ConsentEvent, Source
 from consents.tokens import preference_url
 from customers.models import Customer
 from tests.consents.people import ensure_purposes
-from tests.e2e.test_preferences import assert_fits_a_phone, assert_no_wcag_violations, eager_celery  # noqa: F401
+from tests.e2e.test_preferences import assert_fits_a_phone, assert_no_wcag_violations
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def eager_celery():
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = previous
 
 
 @pytest.fixture(autouse=True)
@@ -25,7 +34,11 @@ def _fresh_rate_limits():
 
 
 def test_a_visitor_signs_up_confirms_from_the_inbox_and_sees_the_consent_on_the_preference_page(
-    live_server, page, eager_celery, settings, tmp_path  # noqa: F811
+    live_server,
+    page,
+    eager_celery,
+    settings,
+    tmp_path,
 ):
     settings.SITE_URL = live_server.url
     purposes = ensure_purposes()

@@ -12,6 +12,7 @@ import pytest
 
 from consents.models import Consent, ConsentEvent, Source
 from customers.models import Customer, Product, ProductRegistration
+from intake import services
 from intake.models import WebhookEvent
 from intake.resellers.base import SignatureRefused
 from intake.resellers.paddle import PaddleAdapter
@@ -347,3 +348,34 @@ def test_erasure_empties_every_stored_notification_about_the_customer(deliver, p
     for stored in WebhookEvent.objects.all():
         assert stored.payload == {}
         assert stored.redacted_at is not None
+
+
+def test_staff_see_how_many_notifications_need_attention_on_the_admin_home_page_and_can_process_them_again(
+    admin_client, deliver, photoforge
+):
+    deliver(fiona_created())
+    deliver(
+        event(
+            "transaction.completed",
+            paddle.transaction(product_id="pro_unknown"),
+            event_id="evt_txn_unknown",
+            occurred_at="2026-11-20T10:01:05Z",
+        )
+    )
+
+    home = admin_client.get("/admin/")
+    assert "1 reseller notification needs attention" in home.content.decode()
+
+    # Staff set the product's Paddle id, then process the notification again.
+    photoforge.paddle_product_id = "pro_unknown"
+    photoforge.save()
+    stuck = WebhookEvent.objects.get(event_id="evt_txn_unknown")
+    response = admin_client.post(
+        "/admin/intake/webhookevent/", {"action": "process_again", "_selected_action": [stuck.pk]}, follow=True
+    )
+    assert response.status_code == 200
+    stuck.refresh_from_db()
+    assert stuck.status == WebhookEvent.Status.RECEIVED
+    assert services.webhook_event_process(event=stuck).status == WebhookEvent.Status.PROCESSED
+    assert ProductRegistration.objects.count() == 1
+    assert "needs attention" not in admin_client.get("/admin/").content.decode()
