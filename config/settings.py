@@ -58,6 +58,11 @@ INSTALLED_APPS = [
     "consents.apps.ConsentsConfig",
     "marketing.apps.MarketingConfig",
     "intake.apps.IntakeConfig",
+    "rest_framework",
+    "rest_framework_api_key",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "api.apps.ApiConfig",
 ]
 
 MIDDLEWARE = [
@@ -359,3 +364,37 @@ INTAKE_WAIT_FIRST_SECONDS = env.int("INTAKE_WAIT_FIRST_SECONDS", default=30)
 SIGNUP_CONFIRM_MAX_AGE_HOURS = env.int("SIGNUP_CONFIRM_MAX_AGE_HOURS", default=48)
 SIGNUP_LIMIT_PER_IP = env.int("SIGNUP_LIMIT_PER_IP", default=10)
 SIGNUP_LIMIT_PER_EMAIL = env.int("SIGNUP_LIMIT_PER_EMAIL", default=3)
+
+# --- api: the REST API ---------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["api.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["api.permissions.HasScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.ApiKeyRateThrottle"],
+    # Requests per API key; past it the answer is 429 with Retry-After.
+    "DEFAULT_THROTTLE_RATES": {"api_key": env.str("API_RATE_LIMIT", default="600/min")},
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "api.problems.problem_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "ConsentDesk API",
+    "DESCRIPTION": (
+        "Customers, consent with proof, product registrations and suppression, for a vendor's shop, "
+        "support desk and CRM. Authenticate with `Authorization: Api-Key <key>`; errors are RFC 9457 "
+        "problem details."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    # Swagger UI from the site itself (drf-spectacular-sidecar): nothing loaded from another site.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "APPEND_COMPONENTS": {"securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "Authorization"}}},
+    "SECURITY": [{"ApiKey": []}],
+}
+API_IDEMPOTENCY_DAYS = env.int("API_IDEMPOTENCY_DAYS", default=7)

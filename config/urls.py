@@ -25,6 +25,7 @@ urlpatterns = [
     path("preferences", request_link),
     path("healthz", healthz, name="healthz"),
     path("", include("intake.urls")),
+    path("api/", include("api.urls")),
     path("", include("marketing.urls")),
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
 ]

@@ -174,6 +174,7 @@ class CustomerChange(models.Model):
         STAFF = "staff", "Staff"
         IMPORT = "import", "Import"
         RESELLER = "reseller", "Reseller notification"
+        API = "api", "API"
         SYSTEM = "system", "System"
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="changes")
@@ -565,8 +566,13 @@ class AccessLog(models.Model):
         EXPORTED = "exported", "Downloaded the customer's data export"
         ERASED = "erased", "Erased the customer"
         LIST_EXPORTED = "list_exported", "Exported a list of customers"
+        API_READ = "api_read", "Read through the API"
+        API_CHANGED = "api_changed", "Changed through the API"
 
-    staff_user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    staff_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    api_key_label = models.CharField("API key", max_length=80, blank=True, help_text="The key's prefix and name.")
     customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="access_logs")
     action = models.CharField(max_length=20, choices=Action.choices)
     detail = models.CharField(max_length=300, blank=True)
@@ -580,6 +586,9 @@ class AccessLog(models.Model):
             models.CheckConstraint(
                 condition=Q(action="list_exported") | Q(customer__isnull=False), name="access_log_names_customer"
             ),
+            models.CheckConstraint(
+                condition=Q(staff_user__isnull=False) | ~Q(api_key_label=""), name="access_log_names_who"
+            ),
         ]
         indexes = [
             # The admin filters by customer or by staff user, newest first.
@@ -588,7 +597,7 @@ class AccessLog(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_action_display()} by {self.staff_user} at {self.at:%Y-%m-%d %H:%M}"
+        return f"{self.get_action_display()} by {self.staff_user or self.api_key_label} at {self.at:%Y-%m-%d %H:%M}"
 
 
 class RetentionRun(models.Model):

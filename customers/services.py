@@ -598,10 +598,20 @@ def privacy_request_close(
 
 
 def access_log_record(
-    *, staff_user: AbstractBaseUser, action: str, customer: Customer | None = None, detail: str = ""
+    *,
+    staff_user: AbstractBaseUser | None,
+    action: str,
+    customer: Customer | None = None,
+    detail: str = "",
+    api_key_label: str = "",
 ) -> AccessLog:
-    """Note a look at or an export of personal data. `detail` must not carry personal data itself."""
-    return AccessLog.objects.create(staff_user=staff_user, customer=customer, action=action, detail=detail[:300])
+    """
+    Note a look at or an export of personal data, by a staff member or an API key.
+    `detail` must not carry personal data itself.
+    """
+    return AccessLog.objects.create(
+        staff_user=staff_user, api_key_label=api_key_label, customer=customer, action=action, detail=detail[:300]
+    )
 
 
 # ---------------------------------------------------------------------------------------
