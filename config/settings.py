@@ -60,6 +60,12 @@ INSTALLED_APPS = [
     "customers.apps.CustomersConfig",
     "consents.apps.ConsentsConfig",
     "marketing.apps.MarketingConfig",
+    "intake.apps.IntakeConfig",
+    "rest_framework",
+    "rest_framework_api_key",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "api.apps.ApiConfig",
 ]
 
 MIDDLEWARE = [
@@ -407,3 +413,62 @@ CELERY_BEAT_SCHEDULE["privacy-retention"] = {
     "task": "customers.tasks.retention_apply",
     "schedule": crontab(hour=env.int("RETENTION_RUN_HOUR", default=3), minute=17),
 }
+
+# --- intake: reseller notifications ------------------------------------------------------
+# Paddle Billing: the notification destination's secret key(s), comma-separated (two while a
+# secret is rotated). With none set, /webhooks/paddle/ answers 404.
+PADDLE_WEBHOOK_SECRETS = env.list("PADDLE_WEBHOOK_SECRETS", default=[])
+# How far the signature's `ts` may be from now (Paddle's SDK uses 5 seconds).
+PADDLE_WEBHOOK_TOLERANCE_SECONDS = env.int("PADDLE_WEBHOOK_TOLERANCE_SECONDS", default=5)
+# The purposes Paddle's checkout box ("may we send you marketing?") stands for, and the exact
+# words it showed: the ledger copies them as the wording the customer saw.
+PADDLE_MARKETING_PURPOSES = env.list("PADDLE_MARKETING_PURPOSES", default=["newsletter"])
+PADDLE_MARKETING_CONSENT_WORDING = env.str("PADDLE_MARKETING_CONSENT_WORDING", default="")
+if PADDLE_WEBHOOK_SECRETS and not PADDLE_MARKETING_CONSENT_WORDING.strip():
+    raise ImproperlyConfigured(
+        "PADDLE_MARKETING_CONSENT_WORDING is required when PADDLE_WEBHOOK_SECRETS is set: "
+        "the consent ledger must record the words Paddle's checkout showed."
+    )
+# A notification whose customer has not arrived is retried (30 s, 60 s, 120 s, ...) this many
+# times, then left as "needs attention".
+INTAKE_WAIT_MAX_ATTEMPTS = env.int("INTAKE_WAIT_MAX_ATTEMPTS", default=8)
+INTAKE_WAIT_FIRST_SECONDS = env.int("INTAKE_WAIT_FIRST_SECONDS", default=30)
+# Sign-up and product registration by double opt-in: the confirmation link's lifetime, and
+# how many requests one client address or one address may make per PREFERENCE_LINK_LIMIT_WINDOW.
+SIGNUP_CONFIRM_MAX_AGE_HOURS = env.int("SIGNUP_CONFIRM_MAX_AGE_HOURS", default=48)
+SIGNUP_LIMIT_PER_IP = env.int("SIGNUP_LIMIT_PER_IP", default=10)
+SIGNUP_LIMIT_PER_EMAIL = env.int("SIGNUP_LIMIT_PER_EMAIL", default=3)
+
+# --- api: the REST API ---------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["api.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["api.permissions.HasScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.ApiKeyRateThrottle"],
+    # Requests per API key; past it the answer is 429 with Retry-After.
+    "DEFAULT_THROTTLE_RATES": {"api_key": env.str("API_RATE_LIMIT", default="600/min")},
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "api.problems.problem_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "ConsentDesk API",
+    "DESCRIPTION": (
+        "Customers, consent with proof, product registrations and suppression, for a vendor's shop, "
+        "support desk and CRM. Authenticate with `Authorization: Api-Key <key>`; errors are RFC 9457 "
+        "problem details."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    # Swagger UI from the site itself (drf-spectacular-sidecar): nothing loaded from another site.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "APPEND_COMPONENTS": {"securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "Authorization"}}},
+    "SECURITY": [{"ApiKey": []}],
+}
+API_IDEMPOTENCY_DAYS = env.int("API_IDEMPOTENCY_DAYS", default=7)

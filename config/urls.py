@@ -27,6 +27,8 @@ urlpatterns = [
     # The form posts to /preferences/; answer the slash-less address too instead of an error.
     path("preferences", request_link),
     path("healthz", healthz, name="healthz"),
+    path("", include("intake.urls")),
+    path("api/", include("api.urls")),
     path("", include("marketing.urls")),
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
 ]

@@ -70,6 +70,7 @@ class Source(models.TextChoices):
     UNSUBSCRIBE_LINK = "unsubscribe_link", "Unsubscribe link"
     ONE_CLICK = "one_click", "One-click unsubscribe"
     SIGNUP_FORM = "signup_form", "Signup or registration form"
+    RESELLER_CHECKOUT = "reseller_checkout", "Reseller checkout"
     STAFF = "staff", "Staff on behalf of the customer"
     IMPORT = "import", "Import"
 
@@ -84,6 +85,7 @@ class Method(models.TextChoices):
     EMAIL = "email", "Email"
     IN_PERSON = "in_person", "In person"
     IMPORT = "import", "Imported record"
+    CHECKOUT = "checkout", "Reseller's checkout form"
 
 
 class LedgerImmutable(Exception):

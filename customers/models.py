@@ -115,6 +115,9 @@ class Customer(models.Model):
     # Signed into every preference link and checked on each use: raising it (a change of
     # address, or undoing one) makes every link sent before stop working.
     link_generation = models.PositiveIntegerField(default=0, db_default=0, editable=False)
+    paddle_customer_id = models.CharField(
+        "Paddle customer ID", max_length=50, null=True, blank=True, help_text="Set by Paddle's notifications (ctm_…)."
+    )
 
     objects = CustomerQuerySet.as_manager()
 
@@ -131,6 +134,7 @@ class Customer(models.Model):
                 violation_error_message="A customer with this email address already exists.",
                 violation_error_code="duplicate_email",
             ),
+            models.UniqueConstraint(fields=["paddle_customer_id"], name="customer_paddle_id_unique"),
         ]
         indexes = [
             # The admin changelist orders by newest first.
@@ -172,6 +176,8 @@ class CustomerChange(models.Model):
         CUSTOMER = "customer", "Customer"
         STAFF = "staff", "Staff"
         IMPORT = "import", "Import"
+        RESELLER = "reseller", "Reseller notification"
+        API = "api", "API"
         SYSTEM = "system", "System"
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="changes")
@@ -267,10 +273,20 @@ class ThirdParty(models.Model):
 class Product(models.Model):
     name = models.CharField(max_length=200)
     code = models.SlugField(max_length=50)
+    paddle_product_id = models.CharField(
+        "Paddle product ID",
+        max_length=50,
+        null=True,
+        blank=True,
+        help_text="Paddle's id of this product (pro_…): transactions from Paddle are matched by it.",
+    )
 
     class Meta:
         ordering = ["name"]
-        constraints = [models.UniqueConstraint(fields=["code"], name="product_code_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["code"], name="product_code_unique"),
+            models.UniqueConstraint(fields=["paddle_product_id"], name="product_paddle_id_unique"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -292,15 +308,23 @@ class ProductRegistration(models.Model):
     licence_key = models.CharField(max_length=100, blank=True)
     edition = models.CharField(max_length=50, blank=True)
     version = models.CharField(max_length=30, blank=True)
+    # A customer who registers a product themselves may not know where or when it was bought.
     reseller = models.ForeignKey(
         ThirdParty,
+        null=True,
+        blank=True,
         on_delete=models.PROTECT,
         related_name="registrations",
         limit_choices_to={"kind": ThirdParty.Kind.RESELLER},
     )
-    order_reference = models.CharField("reseller's order reference", max_length=100)
-    purchased_at = models.DateTimeField()
+    order_reference = models.CharField("reseller's order reference", max_length=100, blank=True)
+    purchased_at = models.DateTimeField(null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True, choices=currency_choices(), validators=[validate_currency])
     refunded_at = models.DateTimeField(null=True, blank=True)
+    refunded_by_reseller = models.BooleanField(
+        default=False, help_text="The reseller refunded it (recorded whatever the money-back deadline)."
+    )
+    refund_note = models.TextField(blank=True, validators=[reject_card_numbers])
     refund_override_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -360,7 +384,8 @@ class ProductRegistration(models.Model):
         if self.refunded_at and self.purchased_at:
             if self.refunded_at < self.purchased_at:
                 raise ValidationError({"refunded_at": "A refund cannot come before the purchase."})
-            if self.refunded_at > self.money_back_deadline and not self.refund_override_by_id:
+            late = self.refunded_at > self.money_back_deadline
+            if late and not self.refund_override_by_id and not self.refunded_by_reseller:
                 raise ValidationError(
                     {
                         "refunded_at": (
@@ -589,8 +614,13 @@ class AccessLog(models.Model):
         EXPORTED = "exported", "Downloaded the customer's data export"
         ERASED = "erased", "Erased the customer"
         LIST_EXPORTED = "list_exported", "Exported a list of customers"
+        API_READ = "api_read", "Read through the API"
+        API_CHANGED = "api_changed", "Changed through the API"
 
-    staff_user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    staff_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    api_key_label = models.CharField("API key", max_length=80, blank=True, help_text="The key's prefix and name.")
     customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="access_logs")
     action = models.CharField(max_length=20, choices=Action.choices)
     detail = models.CharField(max_length=300, blank=True)
@@ -604,6 +634,9 @@ class AccessLog(models.Model):
             models.CheckConstraint(
                 condition=Q(action="list_exported") | Q(customer__isnull=False), name="access_log_names_customer"
             ),
+            models.CheckConstraint(
+                condition=Q(staff_user__isnull=False) | ~Q(api_key_label=""), name="access_log_names_who"
+            ),
         ]
         indexes = [
             # The admin filters by customer or by staff user, newest first.
@@ -612,7 +645,7 @@ class AccessLog(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_action_display()} by {self.staff_user} at {self.at:%Y-%m-%d %H:%M}"
+        return f"{self.get_action_display()} by {self.staff_user or self.api_key_label} at {self.at:%Y-%m-%d %H:%M}"
 
 
 class RetentionRun(models.Model):

@@ -119,14 +119,68 @@ def registration_refund(
     refunded_at: datetime,
     override_by: AbstractBaseUser | None = None,
     override_reason: str = "",
+    by_reseller: bool = False,
+    note: str = "",
 ) -> ProductRegistration:
-    """Mark a registration refunded. After the money-back deadline only a staff override, with a reason, allows it."""
+    """
+    Mark a registration refunded. After the money-back deadline only a staff override, with a
+    reason, allows it, unless the reseller itself refunded it (`by_reseller`): that is a fact to
+    record whatever the date, with a note.
+    """
     registration.refunded_at = refunded_at
     registration.refund_override_by = override_by
     registration.refund_override_reason = override_reason.strip()
+    registration.refunded_by_reseller = by_reseller
+    registration.refund_note = note.strip()
     registration.full_clean()
-    registration.save(update_fields=["refunded_at", "refund_override_by", "refund_override_reason"])
+    registration.save(
+        update_fields=[
+            "refunded_at",
+            "refund_override_by",
+            "refund_override_reason",
+            "refunded_by_reseller",
+            "refund_note",
+        ]
+    )
     return registration
+
+
+@transaction.atomic
+def customer_create(
+    *, data: dict[str, Any], paddle_customer_id: str | None = None, created_at: datetime | None = None
+) -> Customer:
+    """
+    A new customer from a reseller's or a form's details (validated like any other).
+    `created_at`: when the record came to exist at its source (a reseller's account, a form
+    being confirmed), so the decisions made then are not dated before it.
+    """
+    customer = Customer(paddle_customer_id=paddle_customer_id, created_at=created_at or timezone.now())
+    for name, value in data.items():
+        if name != "email" and name not in DETAIL_FIELDS:
+            raise ValueError(f"{name} cannot be set through customer_create")
+        setattr(customer, name, value)
+    customer.full_clean()
+    customer.save()
+    return customer
+
+
+@transaction.atomic
+def customer_email_set_by_reseller(*, customer: Customer, email: str) -> CustomerChange:
+    """
+    The reseller reports a new address for its customer (the customer changed it in the
+    reseller's account, which confirmed it). Recorded as a correction, like any other.
+    """
+    old = customer.email
+    customer.email = normalise_email(email)
+    customer.full_clean()
+    customer.save(update_fields=["email", "updated_at"])
+    return CustomerChange.objects.create(
+        customer=customer,
+        field="email",
+        old_value=old,
+        new_value=customer.email,
+        changed_by=CustomerChange.ChangedBy.RESELLER,
+    )
 
 
 def customer_export(*, customer: Customer) -> dict[str, Any]:
@@ -272,10 +326,20 @@ def privacy_request_close(
 
 
 def access_log_record(
-    *, staff_user: AbstractBaseUser, action: str, customer: Customer | None = None, detail: str = ""
+    *,
+    staff_user: AbstractBaseUser | None,
+    action: str,
+    customer: Customer | None = None,
+    detail: str = "",
+    api_key_label: str = "",
 ) -> AccessLog:
-    """Note a look at or an export of personal data. `detail` must not carry personal data itself."""
-    return AccessLog.objects.create(staff_user=staff_user, customer=customer, action=action, detail=detail[:300])
+    """
+    Note a look at or an export of personal data, by a staff member or an API key.
+    `detail` must not carry personal data itself.
+    """
+    return AccessLog.objects.create(
+        staff_user=staff_user, api_key_label=api_key_label, customer=customer, action=action, detail=detail[:300]
+    )
 
 
 # ---------------------------------------------------------------------------------------

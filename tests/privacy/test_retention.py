@@ -67,14 +67,20 @@ def test_retention_clears_old_ip_addresses_and_leaves_recent_ones(old_and_recent
     assert old_event.note == "Said yes at the fair"  # evidence of the decision stays
     assert old_event.granted and old_event.redacted_at is not None
     assert (recent_event.ip_address, recent_event.user_agent) == ("192.0.2.10", "Firefox/128")
-    assert run.counts == {"customer_signups": 1, "consent_events": 1, "staff_audit_addresses": 0}
+    assert run.counts == {
+        "customer_signups": 1,
+        "consent_events": 1,
+        "staff_audit_addresses": 0,
+        "reseller_notifications": 0,
+        "signup_requests": 0,
+    }
     assert run.finished_at is not None
 
 
 def test_running_retention_again_changes_nothing_more(old_and_recent):
     retention_apply()
     second = retention_task()
-    assert second == {"customer_signups": 0, "consent_events": 0, "staff_audit_addresses": 0}
+    assert set(second.values()) == {0}
     assert RetentionRun.objects.count() == 2
 
 
