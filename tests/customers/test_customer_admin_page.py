@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.contrib import admin
 from django.db import connection
 from django.utils import timezone
 
+from customers.admin import CustomerAdmin
 from customers.models import Customer, CustomerChange
 from tests.factories import CustomerFactory, RegistrationFactory
 
@@ -118,20 +118,34 @@ def test_the_country_filter_is_one_drop_down_that_keeps_the_search(staff_client)
 
 
 @pytest.mark.postgres
-def test_a_full_name_search_is_served_by_its_index_on_postgresql(staff_client, admin_user):
-    from django.test import RequestFactory
-
-    customer_admin = admin.site._registry[Customer]
-    request = RequestFactory().get("/admin/customers/customer/", {"q": "Fiona Naylor"})
-    request.user = admin_user
-    queryset, _ = customer_admin.get_search_results(request, Customer.objects.all(), "Fiona Naylor")
+def test_a_full_name_search_is_served_by_its_index_on_postgresql():
+    matching = CustomerAdmin.search_matches(Customer.objects.all(), "Fiona Naylor")
+    sql, params = matching.values("pk").query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
-        sql, params = queryset.order_by().values("pk").query.sql_with_params()
         cursor.execute(f"EXPLAIN {sql}", params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "customer_full_name_prefix" in plan
     assert "customer_first_name_prefix" in plan
+
+
+def test_a_search_that_finds_nobody_shows_an_empty_list(staff_client):
+    CustomerFactory(email="fiona@example.com", first_name="Fiona")
+    page = staff_client.get("/admin/customers/customer/", {"q": "Zed Quux"})
+    assert page.status_code == 200
+    assert "fiona@example.com" not in page.content.decode()
+    assert "0 customers" in page.content.decode()
+
+
+def test_a_common_name_still_lists_the_newest_customers_first(staff_client, monkeypatch):
+    monkeypatch.setattr(CustomerAdmin, "SEARCH_ID_CAP", 2)  # more matches than the cap
+    for n in range(4):
+        CustomerFactory(
+            email=f"fiona{n}@example.com", first_name="Fiona", created_at=timezone.now() - timedelta(days=n)
+        )
+    page = staff_client.get("/admin/customers/customer/", {"q": "fiona"}).content.decode()
+    positions = [page.index(f"fiona{n}@example.com") for n in range(4)]
+    assert positions == sorted(positions)
 
 
 # --- the change page ---------------------------------------------------------------------
