@@ -1,4 +1,5 @@
 import json
+from datetime import timedelta
 from functools import partial
 
 from django import forms
@@ -10,7 +11,9 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
+from common.dates import format_moment
 from customers import admin_parts
 from customers.admin import EstimatedCountPaginator, ReadOnlyAdmin, ReadOnlyInline
 from customers.models import Customer
@@ -37,26 +40,37 @@ class ConsentEventInline(ReadOnlyInline):
     model = ConsentEvent
     verbose_name = "consent decision"
     verbose_name_plural = "consent ledger (every decision, newest first; never edited)"
-    fields = [
-        "occurred_at",
-        "purpose",
-        "decision",
-        "source",
-        "method",
-        "policy_version",
-        "wording",
-        "ip_address",
-        "user_agent",
-        "staff_user",
-        "note",
-        "recorded_at",
-        "redacted_at",
-    ]
+    # Thirteen columns made the customer's page twice the width of the screen: related facts
+    # share a cell, and the event's own page (View) shows each field on its own.
+    fields = ["decided", "purpose", "decision", "how", "policy_version", "wording", "client", "note"]
     readonly_fields = fields
     ordering = ["-recorded_at", "-id"]
+    show_change_link = True
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("purpose", "policy_version", "staff_user")
+
+    @admin.display(description="decided")
+    def decided(self, obj: ConsentEvent):
+        lines = [format_moment(obj.occurred_at)]
+        if obj.recorded_at and abs(obj.recorded_at - obj.occurred_at) > timedelta(minutes=1):
+            lines.append(f"recorded {format_moment(obj.recorded_at)}")
+        if obj.redacted_at:
+            lines.append(f"redacted {format_moment(obj.redacted_at)}")
+        return format_html_join(mark_safe("<br>"), "{}", ((line,) for line in lines))
+
+    @admin.display(description="how")
+    def how(self, obj: ConsentEvent):
+        parts = [obj.get_source_display(), obj.get_method_display() if obj.method else ""]
+        if obj.staff_user_id:
+            parts.append(f"by {obj.staff_user}")
+        return format_html_join(mark_safe("<br>"), "{}", ((part,) for part in parts if part))
+
+    @admin.display(description="IP address and browser")
+    def client(self, obj: ConsentEvent):
+        if not (obj.ip_address or obj.user_agent):
+            return "–"
+        return format_html("{}<br><small>{}</small>", obj.ip_address or "–", obj.user_agent or "")
 
     @admin.display(description="decision")
     def decision(self, obj: ConsentEvent) -> str:

@@ -147,7 +147,7 @@ class CustomerChangeInline(ReadOnlyInline):
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
     list_display = ["email", "full_name", "company", "country", "language", "created_at"]
-    list_filter = [("country", DropdownFilter), "language", ("created_at", admin.DateFieldListFilter)]
+    list_filter = [("country", DropdownFilter), ("language", DropdownFilter), ("created_at", admin.DateFieldListFilter)]
     search_fields = ["email", "first_name", "last_name", "company"]
     search_help_text = (
         "An exact email address, or the start of an address, first name, last name, full name "
