@@ -19,7 +19,12 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 install: $(BIN)/.installed
 
 # Web, Celery worker and Celery beat together; one Ctrl-C stops all three.
+# On PostgreSQL, migrate runs as the owner role of MIGRATION_DATABASE_URL and everything else
+# as the runtime role of DATABASE_URL, which owns no table (README: Security).
 run: install
+	@case "$${DATABASE_URL:-}" in postgres*) if [ -z "$${MIGRATION_DATABASE_URL:-}" ]; then \
+	  echo "DATABASE_URL is PostgreSQL: set MIGRATION_DATABASE_URL to the owner role too (README: Security)."; \
+	  exit 1; fi;; esac
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py load_demo_data
 	$(BIN)/python manage.py ensure_superuser

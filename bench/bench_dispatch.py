@@ -1,5 +1,5 @@
 """
-Benchmark 1: dispatch. The project's dispatcher (marketing.services.campaigns_dispatch_due:
+Benchmark 1: dispatch. The project's dispatcher (marketing.tasks.campaigns_dispatch_due:
 row lock, INSERT … SELECT of the deliveries, batch boundaries, one task per batch enqueued on
 Redis) for a newsletter campaign over the benchmark database, against the floor of a
 hand-written INSERT … SELECT of the same rows, in the same run, alternating.
@@ -55,12 +55,12 @@ def purge_queue() -> None:
 
 
 def run_project() -> tuple[float, int]:
-    from marketing import services
+    from marketing import tasks
     from marketing.models import Delivery
 
     campaign = new_campaign(scheduled=True)
     with common.Timer() as timer:
-        dispatched = services.campaigns_dispatch_due()
+        dispatched = tasks.campaigns_dispatch_due()
     assert dispatched == [campaign.pk], dispatched
     return timer.seconds, Delivery.objects.filter(campaign=campaign).count()
 

@@ -136,7 +136,7 @@ CATEGORIES = [
     ("build the message (marketing/emails.py build)", "build (marketing/emails.py"),
     ("  of which signed links (django.core.signing)", "dumps (django/core/signing.py"),
     ("  of which quoted-printable + compose", "_compose (marketing/emails.py"),
-    ("send over SMTP (Sender.send: pipelined commands, data, replies)", "Sender.send (marketing/services.py"),
+    ("send over SMTP (Sender.send: pipelined commands, data, replies)", "Sender.send (marketing/smtp.py"),
     ("  of which writing to the socket (loopback TCP, in the kernel)", "SMTP.send (smtplib.py"),
     ("  of which waiting for the sink's replies", "SMTP.getreply (smtplib.py"),
     ("claim rows (UPDATE … RETURNING)", "claim (marketing/sql.py"),
@@ -182,7 +182,7 @@ def summarise_profile(path: Path) -> dict[str, float]:
 def run_project(port: int, *, label: str, timeout: float, profile_seconds: int = 0, profile_after: float = 30) -> dict:
     from django.db.models import Max
 
-    from marketing import services
+    from marketing import selectors, tasks
     from marketing.models import Campaign, Delivery
 
     clear()
@@ -196,7 +196,7 @@ def run_project(port: int, *, label: str, timeout: float, profile_seconds: int =
         campaign = new_campaign(scheduled=True)
         load_before = common.load()
         started = time.time()
-        services.campaigns_dispatch_due()
+        tasks.campaigns_dispatch_due()
         dispatched = time.time() - started
         recipients = Delivery.objects.filter(campaign=campaign).count()
         profiled = False
@@ -213,7 +213,7 @@ def run_project(port: int, *, label: str, timeout: float, profile_seconds: int =
             raise SystemExit(f"[{label}] the campaign did not finish within {timeout} s")
         sampler.stop()
         user, system = sampler.cpu_seconds()
-        counts = services.campaign_status_counts(campaign)
+        counts = selectors.campaign_status_counts(campaign)
         last = Delivery.objects.filter(campaign=campaign).aggregate(last=Max("sent_at"))["last"]
         seconds = last.timestamp() - started
         result = {

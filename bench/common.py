@@ -46,6 +46,8 @@ def drop_database() -> None:
 
 def bench_environment() -> dict[str, str]:
     env = dict(os.environ)
+    # The benchmarks' own database, made and used by the one role of BENCH_POSTGRES_ADMIN_URL.
+    env.pop("MIGRATION_DATABASE_URL", None)
     env.update(
         {
             "DATABASE_URL": bench_database_url(),

@@ -6,3 +6,10 @@ class CommonConfig(AppConfig):
 
     name = "common"
     verbose_name = "Common"
+
+    def ready(self) -> None:
+        from django.contrib.auth.signals import user_logged_in
+
+        from .signin import record_sign_in_time
+
+        user_logged_in.connect(record_sign_in_time, dispatch_uid="common.signin.record_sign_in_time")

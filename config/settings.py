@@ -5,7 +5,9 @@ file-system Celery broker under var/, email printed to the console, so a fresh
 checkout works with nothing but Python.
 """
 
+import ipaddress
 from datetime import timedelta
+from email.utils import getaddresses
 from pathlib import Path
 
 import environ
@@ -53,6 +55,7 @@ INSTALLED_APPS = [
     "auditlog",
     "django_countries",
     "phonenumber_field",
+    "pgtrigger",
     "common.apps.CommonConfig",
     "customers.apps.CustomersConfig",
     "consents.apps.ConsentsConfig",
@@ -61,6 +64,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything reads a body (the CSRF check reads POST data).
+    "common.middleware.PublicBodySizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -69,6 +74,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "common.middleware.StaffSessionTimeoutMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "auditlog.middleware.AuditlogMiddleware",
@@ -105,19 +111,32 @@ ASGI_APPLICATION = "config.asgi.application"
 
 # Database: SQLite under var/ unless DATABASE_URL names another (PostgreSQL in production).
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+# Web, worker and beat share an SQLite file: readers run beside the writer (WAL), a writer
+# waits up to SQLITE_BUSY_TIMEOUT_SECONDS for another's short transaction instead of failing
+# at once, and takes the write lock when its transaction begins (IMMEDIATE), so two writers
+# queue up rather than one failing part-way. Long jobs (the import) write in short
+# transactions, so that nobody waits as long as the timeout.
+SQLITE_OPTIONS = {
+    "timeout": env.int("SQLITE_BUSY_TIMEOUT_SECONDS", default=30),
+    "transaction_mode": "IMMEDIATE",
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Web, worker and beat share the file: wait for locks instead of failing at once, and
-    # let readers run beside the writer.
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {
-            "timeout": 30,
-            "transaction_mode": "IMMEDIATE",
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-        }
-    )
+    DATABASES["default"].setdefault("OPTIONS", {}).update(SQLITE_OPTIONS)
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+
+# Two roles on PostgreSQL: the one in DATABASE_URL runs the site, worker and beat and owns no
+# table (an owner can disable the ledger's triggers); the one in MIGRATION_DATABASE_URL owns
+# the tables and is used by `manage.py migrate` alone, which then grants the runtime role its
+# rights (README: Security). Unset, migrate uses DATABASE_URL as before.
+MIGRATION_DATABASE = env.db("MIGRATION_DATABASE_URL") if env.str("MIGRATION_DATABASE_URL", default="") else None
+if MIGRATION_DATABASE is not None and MIGRATION_DATABASE["ENGINE"] != DATABASES["default"]["ENGINE"]:
+    raise ImproperlyConfigured("MIGRATION_DATABASE_URL and DATABASE_URL must name the same kind of database.")
+
+# Triggers (the consent ledger's guard) are installed by migrations, never at run time.
+PGTRIGGER_INSTALL_ON_MIGRATE = False
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -193,6 +212,28 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 
+# The client's address (rate limits, the sign-in lockout, the IP recorded as consent proof) is
+# the socket's, unless the socket is one of these proxies (comma-separated addresses or CIDRs,
+# e.g. TRUSTED_PROXIES=10.0.0.0/8,127.0.0.1): then the rightmost X-Forwarded-For address that is
+# not one of them. Empty (the default): X-Forwarded-For is never read.
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError as _error:
+        raise ImproperlyConfigured(f"TRUSTED_PROXIES: {_proxy!r} is not an IP address or CIDR network.") from _error
+
+# Staff sessions (customers have none: their pages work from signed links). A session ends
+# after STAFF_SESSION_IDLE_MINUTES without a request and STAFF_SESSION_MAX_HOURS after sign-in,
+# whatever happens in between (common.middleware.StaffSessionTimeoutMiddleware).
+STAFF_SESSION_IDLE_MINUTES = env.int("STAFF_SESSION_IDLE_MINUTES", default=30)
+STAFF_SESSION_MAX_HOURS = env.float("STAFF_SESSION_MAX_HOURS", default=8)
+SESSION_COOKIE_AGE = int(STAFF_SESSION_MAX_HOURS * 3600)
+
+# Request bodies on public pages (everything outside /admin/) larger than this are refused with
+# 413 before they are read: the public forms are a few fields. Staff pages keep Django's limits.
+PUBLIC_MAX_BODY_BYTES = env.int("PUBLIC_MAX_BODY_BYTES", default=64 * 1024)
+
 # Celery. With no CELERY_BROKER_URL the broker is kombu's file-system transport under var/,
 # which needs no server and works with the worker and beat as separate processes.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
@@ -226,20 +267,45 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
 
+# Where errors go. ADMINS="Ops <ops@example.com>,Jo <jo@example.com>": every server error (500)
+# is mailed to them (with DEBUG off), and always logged by `django.request` at ERROR, the record
+# an operator's log alerting should watch.
+ADMINS = getaddresses(env.list("ADMINS", default=[]))
+if any(not address or "@" not in address for _, address in ADMINS):
+    raise ImproperlyConfigured('ADMINS must be a comma-separated list of "Name <address>" entries.')
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    # Personal data stays out of logs: addresses are masked before any handler sees them.
-    "filters": {"mask_email": {"()": "common.logging.MaskEmailFilter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["mask_email"]}},
+    # Personal data and secrets stay out of logs: the final text of every line, tracebacks
+    # included, has its addresses masked and its link tokens removed.
+    "formatters": {
+        "plain": {"()": "common.logging.MaskingFormatter", "format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+    },
+    "filters": {
+        "mask_email": {"()": "common.logging.MaskEmailFilter"},
+        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["mask_email"]},
+        "mail_admins": {
+            "class": "common.logging.MaskingAdminEmailHandler",
+            "level": "ERROR",
+            "formatter": "plain",
+            "filters": ["require_debug_false", "mask_email"],
+        },
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        "django.request": {"handlers": ["console", "mail_admins"], "level": "WARNING", "propagate": False},
         # The development server's request log (query strings may carry an address).
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
+# Anything a task prints (the development mail backend, a stray print) is logged at INFO, not
+# as a WARNING from celery.redirected.
+CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"
 
 # Product settings.
 MONEY_BACK_DAYS = env.int("MONEY_BACK_DAYS", default=30)
@@ -249,7 +315,7 @@ RETENTION_IP_DAYS = env.int("RETENTION_IP_DAYS", default=180)
 # --- consents: preference centre ---------------------------------------------------------
 # "Email me my link" is limited per client IP address and per address asked for, in a fixed
 # window; past either limit the answer is HTTP 429. Counters live in the cache (CACHE_URL:
-# use Redis in production so every web process shares them).
+# use Redis in production so every web process shares them), counted by django-ratelimit.
 PREFERENCE_LINK_LIMIT_PER_IP = env.int("PREFERENCE_LINK_LIMIT_PER_IP", default=10)
 PREFERENCE_LINK_LIMIT_PER_EMAIL = env.int("PREFERENCE_LINK_LIMIT_PER_EMAIL", default=3)
 PREFERENCE_LINK_LIMIT_WINDOW = timedelta(minutes=env.int("PREFERENCE_LINK_LIMIT_WINDOW_MINUTES", default=60))
@@ -289,16 +355,18 @@ CELERY_BEAT_SCHEDULE["marketing-dispatch-due-campaigns"] = {
 
 # --- privacy operations and staff security ---------------------------------------------------
 
-# Sign-in lockout (django-axes): after AXES_FAILURE_LIMIT failed attempts for one username
-# from one address, sign-in is refused for AXES_COOLOFF_HOURS.
+# Sign-in lockout (django-axes): after AXES_FAILURE_LIMIT failed attempts (a wrong password or
+# a wrong second factor) for one username, from one address or from any number of addresses,
+# sign-in is refused for AXES_COOLOFF_HOURS. An IPv6 address counts as its /64.
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(hours=env.float("AXES_COOLOFF_HOURS", default=1))
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "username"]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
-AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
-# The same client address as the consent ledger and the link-request limits record.
-AXES_CLIENT_IP_CALLABLE = "common.client.client_ip"
+# The lockout page (admin/locked_out.html) with the admin site's title and header.
+AXES_LOCKOUT_CALLABLE = "common.signin.lockout_response"
+# The same client address as the link-request limits count (TRUSTED_PROXIES, IPv6 by /64).
+AXES_CLIENT_IP_CALLABLE = "common.client.client_ip_for_limits"
 
 # A second factor (TOTP) for staff sign-in: on by default in production (DEBUG off),
 # off for `make run`. Enrol a device with `python manage.py enrol_totp USERNAME`.

@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from common.signin import StaffPasswordSignInForm, StaffSignInForm
 from consents.views import request_link
 
 from .views import healthz
@@ -12,6 +13,8 @@ if settings.STAFF_REQUIRE_2FA:
     from django_otp.admin import OTPAdminSite
 
     admin.site.__class__ = OTPAdminSite
+# One answer for any failed sign-in (the password, the code, or anything else).
+admin.site.login_form = StaffSignInForm if settings.STAFF_REQUIRE_2FA else StaffPasswordSignInForm
 
 admin.site.site_header = "ConsentDesk"
 admin.site.site_title = "ConsentDesk"

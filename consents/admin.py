@@ -4,6 +4,7 @@ from functools import partial
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import AdminForm
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -21,7 +22,7 @@ from customers.validators import is_row_id
 
 from . import services
 from .admin_forms import DisclosureAdminForm, RecordConsentForm
-from .models import ConsentEvent, DataCategory, Disclosure, PolicyVersion, Purpose, Source
+from .models import Consent, ConsentEvent, DataCategory, Disclosure, DisclosurePurpose, PolicyVersion, Purpose, Source
 from .receipts import consent_receipt
 from .selectors import (
     CONSENT_GRANTED,
@@ -39,16 +40,18 @@ from .selectors import (
 class ConsentEventInline(ReadOnlyInline):
     model = ConsentEvent
     verbose_name = "consent decision"
-    verbose_name_plural = "consent ledger (every decision, newest first; never edited)"
+    verbose_name_plural = "consent ledger (every decision, latest made first; never edited)"
     # Thirteen columns made the customer's page twice the width of the screen: related facts
     # share a cell, and the event's own page (View) shows each field on its own.
     fields = ["decided", "purpose", "decision", "how", "policy_version", "wording", "client", "note"]
     readonly_fields = fields
-    ordering = ["-recorded_at", "-id"]
+    # In the order the decisions were made: a decision recorded late sits where it belongs.
+    ordering = ["-occurred_at", "-recorded_at", "-id"]
     show_change_link = True
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("purpose", "policy_version", "staff_user")
+        # The customer too: each row's label names them.
+        return super().get_queryset(request).select_related("customer", "purpose", "policy_version", "staff_user")
 
     @admin.display(description="decided")
     def decided(self, obj: ConsentEvent):
@@ -74,23 +77,54 @@ class ConsentEventInline(ReadOnlyInline):
 
     @admin.display(description="decision")
     def decision(self, obj: ConsentEvent) -> str:
-        return "granted" if obj.granted else "withdrawn"
+        return obj.decision_label
 
 
 class DisclosureInline(ReadOnlyInline):
     model = Disclosure
     fk_name = "customer"
     verbose_name_plural = "disclosures to third parties"
-    fields = ["disclosed_at", "third_party", "categories", "legal_basis", "purpose", "consent_event", "reference"]
+    fields = [
+        "disclosed_at",
+        "third_party",
+        "categories",
+        "legal_basis",
+        "disclosure_purpose",
+        "purpose",
+        "consent_event",
+        "reference",
+    ]
     readonly_fields = fields
     show_change_link = True
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("third_party", "consent_event__purpose")
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("third_party", "disclosure_purpose", "consent_event__purpose", "consent_event__customer")
+        )
 
     @admin.display(description="data categories")
     def categories(self, obj: Disclosure) -> str:
         return _category_labels(obj.data_categories)
+
+
+def _day(moment) -> str:
+    local = timezone.localtime(moment)
+    return f"{local.day} {local:%B %Y}"
+
+
+def _add_service_errors(form: forms.Form, error: ValidationError) -> None:
+    """A service's refusal, on the field it concerns where the form has one (the date for `occurred_at`)."""
+    on_field = {"occurred_at": "given_on"}
+    if not hasattr(error, "error_dict"):
+        for message in error.messages:
+            form.add_error(None, message)
+        return
+    for name, field_errors in error.message_dict.items():
+        target = on_field.get(name, name)
+        for message in field_errors:
+            form.add_error(target if target in form.fields else None, message)
 
 
 def _category_labels(codes) -> str:
@@ -127,7 +161,7 @@ def consent_summary(obj: Customer | None):
             (
                 state.purpose.name,
                 state.label,
-                f"{timezone.localtime(state.decided_at):%Y-%m-%d %H:%M}" if state.event else "–",
+                f"{timezone.localtime(state.since):%Y-%m-%d %H:%M}" if state.event else "–",
                 state.event.get_source_display() if state.event else "–",
                 f"policy {state.event.policy_version.version}" if state.event and state.event.policy_version else "–",
             )
@@ -163,11 +197,11 @@ def record_consent_view(customer_admin: admin.ModelAdmin, request, object_id):
         customer_admin.has_view_permission(request, customer) and request.user.has_perm("consents.add_consentevent")
     ):
         raise PermissionDenied
-    form = RecordConsentForm(request.POST or None)
+    form = RecordConsentForm(request.POST or None, customer=customer)
     if request.method == "POST" and form.is_valid():
         purpose, granted = form.cleaned_data["purpose"], form.cleaned_data["decision"]
         try:
-            event = services.consent_set(
+            outcome = services.consent_record(
                 customer=customer,
                 purpose=purpose,
                 granted=granted,
@@ -178,18 +212,9 @@ def record_consent_view(customer_admin: admin.ModelAdmin, request, object_id):
                 note=form.cleaned_data["note"],
             )
         except ValidationError as error:
-            for message in error.messages:
-                form.add_error(None, message)
+            _add_service_errors(form, error)
         else:
-            decision = "granted" if granted else "withdrawn"
-            if event is None:
-                customer_admin.message_user(
-                    request,
-                    f"{purpose.name} was already {decision} for {customer}: nothing new was recorded.",
-                    messages.WARNING,
-                )
-            else:
-                customer_admin.message_user(request, f"Recorded: {purpose.name} {decision} for {customer}.")
+            _tell_outcome(customer_admin, request, customer, purpose, granted, outcome)
             return HttpResponseRedirect(reverse("admin:customers_customer_change", args=[customer.pk]))
     context = {
         **customer_admin.admin_site.each_context(request),
@@ -197,12 +222,40 @@ def record_consent_view(customer_admin: admin.ModelAdmin, request, object_id):
         "subtitle": str(customer),
         "customer": customer,
         "form": form,
+        "adminform": AdminForm(form, form.fieldsets, {}),
+        "media": customer_admin.media + form.media,
         "opts": customer_admin.model._meta,
         "states": consent_states(customer=customer, with_events=True),
         # Said before staff fill in the form; a POST gets the same refusal from the service.
         "erased_message": services.CustomerErased(customer.erased_at).messages[0] if customer.is_erased else "",
     }
     return TemplateResponse(request, "admin/consents/record_consent.html", context)
+
+
+def _tell_outcome(
+    customer_admin: admin.ModelAdmin, request, customer, purpose, granted: bool, outcome: services.ConsentOutcome
+) -> None:
+    decision = "granted" if granted else "withdrawn"
+    if outcome.event is None:
+        customer_admin.message_user(
+            request,
+            f"{purpose.name} was already {decision} for {customer}: nothing new was recorded.",
+            messages.WARNING,
+        )
+    elif outcome.is_history:
+        current = outcome.current
+        state = "granted" if current.granted else "withdrawn"
+        customer_admin.message_user(
+            request,
+            f"Recorded as history: {purpose.name} {decision} on {_day(outcome.event.occurred_at)} for {customer}. "
+            f"The customer decided again after that, so the current state stays "
+            f"“{state} since {_day(current.since)}”.",
+            messages.WARNING,
+        )
+    else:
+        customer_admin.message_user(
+            request, f"Recorded: {purpose.name} {decision} for {customer} on {_day(outcome.event.occurred_at)}."
+        )
 
 
 def consent_receipt_view(customer_admin: admin.ModelAdmin, request, object_id):
@@ -252,7 +305,6 @@ admin_parts.register(
     )
 )
 
-
 # ---------------------------------------------------------------------------------------
 # The ledger: read-only, for everyone
 
@@ -277,6 +329,10 @@ class ConsentEventAdmin(ReadOnlyAdmin):
     show_full_result_count = False
     paginator = EstimatedCountPaginator
     date_hierarchy = None
+    # The whole ledger lists what was recorded last first (index consent_event_recent), so a
+    # back-dated entry shows where staff look for what was just recorded; one customer's
+    # history (their page, receipt, export) is in the order the decisions were made.
+    ordering = ["-recorded_at", "-id"]
     fields = [
         "customer",
         "purpose",
@@ -302,9 +358,13 @@ class ConsentEventAdmin(ReadOnlyAdmin):
 
     @admin.display(description="decision", ordering="granted")
     def decision(self, obj: ConsentEvent) -> str:
-        return "granted" if obj.granted else "withdrawn"
+        return obj.decision_label
 
     def get_search_results(self, request, queryset, search_term):
+        if _is_autocomplete_for(request, "disclosure", "consent_event"):
+            # Choosing the consent a disclosure rests on: only consents in force can be it.
+            in_force = Consent.objects.filter(granted=True).values("event_id")
+            queryset = queryset.filter(granted=True, pk__in=in_force).select_related("customer", "purpose")
         # Addresses are stored lower-case: an exact or prefix match the email index serves.
         term = search_term.strip().lower()
         if not term:
@@ -319,16 +379,40 @@ class ConsentEventAdmin(ReadOnlyAdmin):
 # Disclosures, purposes, policy versions
 
 
+def _is_autocomplete_for(request, model_name: str, field_name: str) -> bool:
+    """Whether this search comes from the admin's autocomplete widget of that form field."""
+    return (
+        request.resolver_match is not None
+        and request.resolver_match.url_name == "autocomplete"
+        and request.GET.get("app_label") == "consents"
+        and request.GET.get("model_name") == model_name
+        and request.GET.get("field_name") == field_name
+    )
+
+
 @admin.register(Disclosure)
 class DisclosureAdmin(admin.ModelAdmin):
     form = DisclosureAdminForm
-    list_display = ["disclosed_at", "customer", "third_party", "legal_basis", "categories", "purpose", "recorded_by"]
-    list_filter = ["legal_basis", "third_party", ("disclosed_at", admin.DateFieldListFilter)]
-    list_select_related = ["customer", "third_party", "recorded_by"]
+    list_display = [
+        "disclosed_at",
+        "customer",
+        "third_party",
+        "legal_basis",
+        "categories",
+        "disclosure_purpose",
+        "purpose",
+        "recorded_by",
+    ]
+    list_filter = ["legal_basis", "disclosure_purpose", "third_party", ("disclosed_at", admin.DateFieldListFilter)]
+    list_select_related = ["customer", "third_party", "disclosure_purpose", "recorded_by"]
     search_fields = ["customer__email"]
     search_help_text = "A customer's email address, or its start."
-    raw_id_fields = ["customer", "consent_event"]
-    autocomplete_fields = ["third_party"]
+    autocomplete_fields = ["customer", "third_party", "consent_event"]
+    fieldsets = [
+        ("Whose data, and to whom", {"fields": ["customer", "third_party", "data_categories"]}),
+        ("Why", {"fields": ["disclosure_purpose", "purpose", "legal_basis", "consent_event"]}),
+        ("When", {"fields": ["disclosed_at", "reference"]}),
+    ]
     show_full_result_count = False
 
     @admin.display(description="data categories")
@@ -358,6 +442,7 @@ class DisclosureAdmin(admin.ModelAdmin):
                         services.disclosure_check_consent(
                             customer=customer,
                             legal_basis=cleaned["legal_basis"],
+                            disclosure_purpose=cleaned.get("disclosure_purpose"),
                             consent_event=cleaned.get("consent_event"),
                             disclosed_at=cleaned.get("disclosed_at"),
                         )
@@ -374,6 +459,7 @@ class DisclosureAdmin(admin.ModelAdmin):
             third_party=data["third_party"],
             data_categories=data["data_categories"],
             legal_basis=data["legal_basis"],
+            disclosure_purpose=data["disclosure_purpose"],
             purpose=data["purpose"],
             disclosed_at=data["disclosed_at"],
             reference=data.get("reference") or "",
@@ -392,11 +478,38 @@ class DisclosureAdmin(admin.ModelAdmin):
         return False
 
 
+class DisclosurePurposeInline(admin.TabularInline):
+    """On a consent purpose's page: the disclosures to third parties that this consent allows."""
+
+    model = DisclosurePurpose
+    fk_name = "consent_purpose"
+    fields = ["code", "name"]
+    extra = 0
+    can_delete = False
+    verbose_name = "disclosure this consent allows"
+    verbose_name_plural = "disclosures to third parties this consent allows (on the basis of consent)"
+
+
+@admin.register(DisclosurePurpose)
+class DisclosurePurposeAdmin(admin.ModelAdmin):
+    list_display = ["name", "code", "consent_purpose"]
+    list_select_related = ["consent_purpose"]
+    fields = ["code", "name", "consent_purpose"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["code"] if obj is not None else []
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Disclosures name their purpose: a purpose in use stays.
+        return obj is not None and not obj.disclosures.exists() and super().has_delete_permission(request, obj)
+
+
 @admin.register(Purpose)
 class PurposeAdmin(admin.ModelAdmin):
     list_display = ["name", "code", "is_marketing", "display_order"]
     list_editable = ["display_order"]
     fields = ["code", "name", "wording", "is_marketing", "display_order"]
+    inlines = [DisclosurePurposeInline]
 
     def get_readonly_fields(self, request, obj=None):
         # Codes appear in links, imports and exports: fixed once created.

@@ -5,9 +5,13 @@ from __future__ import annotations
 from datetime import datetime, time
 
 from django import forms
+from django.contrib.admin import widgets
 from django.utils import timezone
+from django.utils.html import escape, format_html, format_html_join
 
-from .models import DataCategory, Disclosure, Method, Purpose
+from customers.models import Customer
+
+from .models import DataCategory, Disclosure, DisclosurePurpose, Method, Purpose
 
 STAFF_METHODS = [
     (Method.PHONE.value, Method.PHONE.label),
@@ -20,22 +24,35 @@ STAFF_METHODS = [
 class RecordConsentForm(forms.Form):
     """Consent given or withdrawn by phone, letter, email or in person, recorded by staff."""
 
+    # Shown as the admin shows a model's fieldsets (admin.helpers.AdminForm).
+    fieldsets = [
+        ("The decision", {"fields": ["purpose", "decision"]}),
+        ("How and when the customer told us", {"fields": ["method", "given_on", "note"]}),
+    ]
+
     purpose = forms.ModelChoiceField(queryset=Purpose.objects.all(), empty_label=None)
     decision = forms.TypedChoiceField(
         choices=[("granted", "Granted: the customer agreed"), ("withdrawn", "Withdrawn: the customer said no")],
         coerce=lambda value: value == "granted",
-        widget=forms.RadioSelect,
+        widget=widgets.AdminRadioSelect(attrs={"class": "radiolist"}),
     )
-    method = forms.ChoiceField(label="How it was given", choices=STAFF_METHODS, widget=forms.RadioSelect)
+    method = forms.ChoiceField(
+        label="How it was given", choices=STAFF_METHODS, widget=widgets.AdminRadioSelect(attrs={"class": "radiolist"})
+    )
     given_on = forms.DateField(
         label="Date it was given",
-        widget=forms.DateInput(attrs={"type": "date"}),
-        help_text="The day the customer told us, not today if it was earlier.",
+        widget=widgets.AdminDateWidget,
+        help_text="The day the customer told us, not today if it was earlier. A decision older than the one in "
+        "force is kept as history and changes nothing.",
     )
     note = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3}),
+        widget=widgets.AdminTextareaWidget(attrs={"rows": 3}),
         help_text='Required: how and when, with a reference, e.g. "customer phoned on 12 May, call ref 4471".',
     )
+
+    def __init__(self, *args, customer: Customer | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.customer = customer
 
     def clean_given_on(self):
         given_on = self.cleaned_data["given_on"]
@@ -50,15 +67,25 @@ class RecordConsentForm(forms.Form):
         return note
 
     def occurred_at(self) -> datetime:
-        """Now for a decision given today; otherwise noon of the day given (the hour is unknown)."""
+        """
+        Now for a decision given today; otherwise noon of the day given (the hour is unknown),
+        but never before the customer's record was created on that same day.
+        """
         given_on = self.cleaned_data["given_on"]
         if given_on == timezone.localdate():
             return timezone.now()
-        return timezone.make_aware(datetime.combine(given_on, time(12, 0)))
+        noon = timezone.make_aware(datetime.combine(given_on, time(12, 0)))
+        if self.customer is not None and timezone.localdate(self.customer.created_at) == given_on:
+            return max(noon, self.customer.created_at)
+        return noon
 
 
 class DisclosureAdminForm(forms.ModelForm):
-    data_categories = forms.MultipleChoiceField(choices=DataCategory.choices, widget=forms.CheckboxSelectMultiple)
+    data_categories = forms.MultipleChoiceField(
+        choices=DataCategory.choices,
+        # The admin's styling for a list of choices (labels their own width, not a field label's).
+        widget=forms.CheckboxSelectMultiple(attrs={"class": "radiolist"}),
+    )
 
     class Meta:
         model = Disclosure
@@ -66,9 +93,34 @@ class DisclosureAdminForm(forms.ModelForm):
             "customer",
             "third_party",
             "data_categories",
+            "disclosure_purpose",
+            "purpose",
             "legal_basis",
             "consent_event",
-            "purpose",
             "disclosed_at",
             "reference",
         ]
+        labels = {"consent_event": "Consent that allows it"}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "consent_event" in self.fields:
+            self.fields["consent_event"].help_text = qualifying_consents_help()
+
+
+def qualifying_consents_help() -> str:
+    """Which consent allows which purpose of disclosure, as staff edit it under Disclosure purposes."""
+    purposes = list(DisclosurePurpose.objects.select_related("consent_purpose"))
+    needing = [(p.name, p.consent_purpose.name) for p in purposes if p.consent_purpose is not None]
+    without = [p.name for p in purposes if p.consent_purpose is None]
+    parts = [
+        escape(
+            "Only on the basis of consent. Qualifies: the customer's consent in force (granted, not withdrawn "
+            "since) to the purpose the disclosure is for. Search by the customer's email address."
+        )
+    ]
+    if needing:
+        parts.append(format_html("<ul>{}</ul>", format_html_join("", "<li>{}: consent to {}</li>", needing)))
+    if without:
+        parts.append(format_html("No consent allows: {}.", "; ".join(without)))
+    return format_html_join("", "{}", ((part,) for part in parts))

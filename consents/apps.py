@@ -10,7 +10,7 @@ class ConsentsConfig(AppConfig):
         from auditlog.registry import auditlog
 
         from customers import registry
-        from customers.services import register_import_extension
+        from customers.imports import register_import_extension
 
         from . import demo, exports, imports, privacy
         from .models import Disclosure

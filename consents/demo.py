@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from customers.models import Customer, ThirdParty
 
-from .models import LegalBasis, Method, Purpose, Source
+from .models import DisclosurePurpose, LegalBasis, Method, Purpose, Source
 from .selectors import customers_consenting_to
 from .services import RequestMeta, consent_set, disclosure_record
 
@@ -81,6 +81,7 @@ def _demo_disclosures(customers: list[Customer], rng: random.Random) -> None:
             third_party=partner,
             data_categories=["identity", "contact"],
             legal_basis=LegalBasis.CONSENT,
+            disclosure_purpose=DisclosurePurpose.objects.filter(consent_purpose__code="market_research").first(),
             purpose="Invitation to the 2025 customer satisfaction survey",
             consent_event=consent.event,
             reference=f"NWR-SURVEY-{rng.randint(1000, 9999)}",

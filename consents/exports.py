@@ -54,7 +54,7 @@ def consent_history(customer: Customer) -> list[dict[str, Any]]:
             "reference": e.reference,
             "redacted_at": _iso(e.redacted_at),
         }
-        for e in customer.consent_events.select_related("purpose", "policy_version").order_by("recorded_at", "id")
+        for e in customer.consent_events.select_related("purpose", "policy_version").order_by("occurred_at", "id")
     ]
 
 

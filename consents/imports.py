@@ -10,12 +10,13 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from customers.imports import ImportExtension, ImportReport
 from customers.models import Customer
-from customers.services import ImportExtension, ImportReport, customer_address_was_erased, erased_address_hashes
+from customers.services import customer_address_was_erased, erased_address_hashes
 from customers.validators import reject_card_numbers
 
 from .models import Method, PolicyVersion, Purpose, Source
-from .services import consent_set
+from .services import CustomerErased, consent_set
 
 PREFIX = "consent_"
 VALUES = {"yes": True, "no": False, "": None}
@@ -75,14 +76,20 @@ def apply(customer: Customer, decisions: dict[str, bool], options: dict[str, Any
         )
         return
     for code, granted in decisions.items():
-        event = consent_set(
-            customer=customer,
-            purpose=purposes[code],
-            granted=granted,
-            source=Source.IMPORT,
-            method=Method.IMPORT,
-            note=options["evidence"],
-        )
+        try:
+            event = consent_set(
+                customer=customer,
+                purpose=purposes[code],
+                granted=granted,
+                source=Source.IMPORT,
+                method=Method.IMPORT,
+                note=options["evidence"],
+            )
+        except CustomerErased:
+            # Erased after the customers were written and before consent was: erasure wins.
+            report.count("rows with consent not recorded (customer erased meanwhile)")
+            report.notes.append(f"customer {customer.public_id}: erased during the import; no consent was recorded.")
+            return
         if event is not None:
             report.count("consents granted" if granted else "consents withdrawn")
 

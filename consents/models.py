@@ -7,6 +7,8 @@ from django.utils import timezone
 from customers.models import Customer, ThirdParty
 from customers.validators import reject_card_numbers
 
+from .triggers import LEDGER_APPEND_ONLY, LEDGER_NO_TRUNCATE
+
 
 class Purpose(models.Model):
     """What a customer may agree to. Changing the wording affects new events only: each event keeps its copy."""
@@ -70,7 +72,6 @@ class Source(models.TextChoices):
     SIGNUP_FORM = "signup_form", "Signup or registration form"
     STAFF = "staff", "Staff on behalf of the customer"
     IMPORT = "import", "Import"
-    ERASURE = "erasure", "Erasure"
 
 
 class Method(models.TextChoices):
@@ -83,7 +84,6 @@ class Method(models.TextChoices):
     EMAIL = "email", "Email"
     IN_PERSON = "in_person", "In person"
     IMPORT = "import", "Imported record"
-    SYSTEM = "system", "System"
 
 
 class LedgerImmutable(Exception):
@@ -129,9 +129,11 @@ class ConsentEvent(models.Model):
     objects = ConsentEventQuerySet.as_manager()
 
     class Meta:
-        ordering = ["-recorded_at", "-id"]
+        # A customer's history reads in the order the decisions were made, not recorded.
+        ordering = ["-occurred_at", "-recorded_at", "-id"]
         indexes = [
-            models.Index(fields=["customer", "purpose", "-recorded_at"], name="consent_event_history"),
+            # A customer's history (customer page, receipt, export), in the order decisions were made.
+            models.Index(fields=["customer", "-occurred_at"], name="consent_event_history"),
             models.Index(fields=["-recorded_at"], name="consent_event_recent"),
         ]
         constraints = [
@@ -139,11 +141,17 @@ class ConsentEvent(models.Model):
                 condition=~Q(source="staff") | Q(staff_user__isnull=False) | Q(redacted_at__isnull=False),
                 name="consent_event_staff_names_user",
             ),
+            # The target of Consent's composite foreign key (migration 0004): a current state
+            # names an event of its own customer and purpose, with the decision it carries.
+            models.UniqueConstraint(fields=["id", "customer", "purpose", "granted"], name="consent_event_decision_key"),
         ]
+        # PostgreSQL refuses UPDATE, DELETE and TRUNCATE of the ledger (consents/triggers.py).
+        triggers = [LEDGER_APPEND_ONLY, LEDGER_NO_TRUNCATE]
 
     def __str__(self) -> str:
-        decision = "granted" if self.granted else "withdrew"
-        return f"{self.customer_id} {decision} {self.purpose_id} at {self.occurred_at:%Y-%m-%d %H:%M}"
+        # No name or address: the label shows in logs and in lists that are not about this customer.
+        when = _day_and_time(self.occurred_at)
+        return f"{self.purpose.name} {self.decision_label} on {when}, customer {_short_id(self.customer)}"
 
     def save(self, *args, **kwargs):
         if self.pk is not None:
@@ -153,10 +161,9 @@ class ConsentEvent(models.Model):
     def delete(self, *args, **kwargs):
         raise LedgerImmutable("Consent events cannot be deleted.")
 
-
-class ConsentQuerySet(models.QuerySet):
-    def granted(self) -> "ConsentQuerySet":
-        return self.filter(granted=True)
+    @property
+    def decision_label(self) -> str:
+        return "granted" if self.granted else "withdrawn"
 
 
 class Consent(models.Model):
@@ -166,9 +173,9 @@ class Consent(models.Model):
     purpose = models.ForeignKey(Purpose, on_delete=models.PROTECT, related_name="consents")
     granted = models.BooleanField()
     since = models.DateTimeField()
+    # On PostgreSQL a composite foreign key (consent_names_its_decision, migration 0004) also makes
+    # customer, purpose and granted those of the event: the state cannot change without its event.
     event = models.ForeignKey(ConsentEvent, on_delete=models.PROTECT, related_name="+")
-
-    objects = ConsentQuerySet.as_manager()
 
     class Meta:
         constraints = [
@@ -180,7 +187,22 @@ class Consent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.purpose}: {'granted' if self.granted else 'withdrawn'} since {self.since:%Y-%m-%d}"
+        decision = "granted" if self.granted else "withdrawn"
+        return f"{self.purpose.name} {decision} since {_day(self.since)}, customer {_short_id(self.customer)}"
+
+
+def _day(moment) -> str:
+    local = timezone.localtime(moment)
+    return f"{local.day} {local:%b %Y}"
+
+
+def _day_and_time(moment) -> str:
+    return f"{_day(moment)} {timezone.localtime(moment):%H:%M}"
+
+
+def _short_id(customer: Customer) -> str:
+    """The start of the public ID: enough to tell customers apart on a page, and no personal data."""
+    return str(customer.public_id)[:8]
 
 
 class DataCategory(models.TextChoices):
@@ -199,6 +221,34 @@ class LegalBasis(models.TextChoices):
     LEGITIMATE_INTERESTS = "legitimate_interests", "Legitimate interests"
 
 
+class DisclosurePurpose(models.Model):
+    """
+    What a disclosure to a third party is for, and which consent allows it when the basis is
+    consent: a market-research panel needs consent to market research, not to the newsletter.
+    Staff add one here when they add a purpose of disclosure, and name the consent it needs.
+    """
+
+    code = models.SlugField(max_length=50, help_text="Stable identifier used in exports.")
+    name = models.CharField(max_length=100)
+    consent_purpose = models.ForeignKey(
+        Purpose,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="disclosure_purposes",
+        verbose_name="consent that allows it",
+        help_text="On the basis of consent, only the customer's consent to this purpose allows the disclosure. "
+        "Empty: no consent does (the basis must be the contract, the law or legitimate interests).",
+    )
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["code"], name="disclosure_purpose_code_unique")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Disclosure(models.Model):
     """A record that a customer's data went to a third party, what and why."""
 
@@ -206,7 +256,15 @@ class Disclosure(models.Model):
     third_party = models.ForeignKey(ThirdParty, on_delete=models.PROTECT, related_name="disclosures")
     data_categories = models.JSONField(default=list, help_text="Which categories of data were disclosed.")
     legal_basis = models.CharField(max_length=30, choices=LegalBasis.choices)
-    purpose = models.CharField("purpose of the disclosure", max_length=300, validators=[reject_card_numbers])
+    disclosure_purpose = models.ForeignKey(
+        DisclosurePurpose, on_delete=models.PROTECT, related_name="disclosures", verbose_name="purpose"
+    )
+    purpose = models.CharField(
+        "details of the purpose",
+        max_length=300,
+        validators=[reject_card_numbers],
+        help_text="What exactly, e.g. “Invitation to the 2026 customer satisfaction survey”.",
+    )
     consent_event = models.ForeignKey(
         ConsentEvent,
         null=True,

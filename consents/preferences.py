@@ -6,15 +6,12 @@ these; every consent change still goes through consents.services.consent_set.
 
 from __future__ import annotations
 
-import hashlib
-
 from django.conf import settings
-from django.core.cache import cache
 from django.core.mail import EmailMessage
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
+from django_ratelimit.core import is_ratelimited
 
 from customers.models import Customer, normalise_email
 
@@ -113,26 +110,18 @@ def email_change_confirmation_send(*, customer: Customer, new_email: str) -> Non
 # Rate limit
 
 
-def _window_key(kind: str, value: str) -> str:
-    window = settings.PREFERENCE_LINK_LIMIT_WINDOW.total_seconds()
-    slot = int(timezone.now().timestamp() // window)
-    # Addresses are hashed: the cache never holds who asked.
-    digest = hashlib.sha256(value.encode()).hexdigest()[:32]
-    return f"consents:link-limit:{kind}:{slot}:{digest}"
-
-
 def rate_limit_hit(*, kind: str, value: str, limit: int) -> bool:
     """
-    Count one attempt in the current window; True once the attempts exceed `limit`.
-    A fixed window: simple, and an attacker gains at most twice the limit across a boundary.
+    Count one attempt in the current window (PREFERENCE_LINK_LIMIT_WINDOW); True once the
+    attempts exceed `limit`. django-ratelimit keeps the counters in the cache (hashed: the cache
+    never holds who asked), in a fixed window: an attacker gains at most twice the limit
+    across a boundary.
     """
-    key = _window_key(kind, value)
-    timeout = int(settings.PREFERENCE_LINK_LIMIT_WINDOW.total_seconds()) + 1
-    cache.add(key, 0, timeout=timeout)
-    try:
-        count = cache.incr(key)
-    except ValueError:
-        # The key expired between add and incr: this attempt starts a new window.
-        cache.set(key, 1, timeout=timeout)
-        count = 1
-    return count > limit
+    window = int(settings.PREFERENCE_LINK_LIMIT_WINDOW.total_seconds())
+    return is_ratelimited(
+        None,  # the key is given, and every method counts: the request is not read
+        group=f"consents.link-limit.{kind}",
+        key=lambda group, request: value,
+        rate=(limit, window),
+        increment=True,
+    )

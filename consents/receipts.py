@@ -56,7 +56,7 @@ def consent_receipt(*, customer: Customer) -> dict[str, Any]:
     for event in (
         ConsentEvent.objects.filter(customer_id=customer.pk)
         .select_related("policy_version")
-        .order_by("recorded_at", "id")
+        .order_by("occurred_at", "id")
     ):
         history.setdefault(event.purpose_id, []).append(_event_proof(event))
     purposes = []
@@ -78,11 +78,15 @@ def consent_receipt(*, customer: Customer) -> dict[str, Any]:
             "third_party_country": str(disclosure.third_party.country or ""),
             "data_categories": disclosure.data_categories,
             "legal_basis": disclosure.legal_basis,
+            "disclosure_purpose": disclosure.disclosure_purpose.code,
+            "disclosure_purpose_name": disclosure.disclosure_purpose.name,
             "purpose": disclosure.purpose,
             "disclosed_at": _iso(disclosure.disclosed_at),
             "consent_event_id": disclosure.consent_event_id,
         }
-        for disclosure in Disclosure.objects.filter(customer_id=customer.pk).select_related("third_party")
+        for disclosure in Disclosure.objects.filter(customer_id=customer.pk).select_related(
+            "third_party", "disclosure_purpose"
+        )
     ]
     return {
         "receipt_format": RECEIPT_FORMAT,

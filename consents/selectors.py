@@ -54,10 +54,6 @@ class PurposeState:
     def label(self) -> str:
         return STATE_LABELS[self.state]
 
-    @property
-    def decided_at(self) -> datetime | None:
-        return self.since
-
 
 def _purposes_with_consent(customer_id) -> QuerySet[Purpose]:
     return Purpose.objects.annotate(

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
@@ -24,6 +25,7 @@ from .models import (
     ConsentEventQuerySet,
     DataCategory,
     Disclosure,
+    DisclosurePurpose,
     LegalBasis,
     Method,
     PolicyVersion,
@@ -66,7 +68,24 @@ class CustomerErased(ValidationError):
 _ANSWERED_WITHOUT_RECORD_WHEN_ERASED = {Source.ONE_CLICK, Source.UNSUBSCRIBE_LINK, Source.PREFERENCE_PAGE}
 
 
-def consent_set(
+# Decisions arriving from browsers and other machines may carry a time a little ahead of ours.
+DECISION_CLOCK_SKEW = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class ConsentOutcome:
+    """
+    What recording a decision did. `event` is None when nothing was recorded (the state already
+    was the one asked for); `is_history` is True when the decision was made before the one in
+    force, so it was kept in the ledger and changed nothing. `current` is the state after.
+    """
+
+    event: ConsentEvent | None
+    current: Consent | None
+    is_history: bool = False
+
+
+def consent_record(
     *,
     customer: Customer,
     purpose: Purpose,
@@ -79,13 +98,19 @@ def consent_set(
     occurred_at: datetime | None = None,
     reference: str = "",
     wording: str | None = None,
-) -> ConsentEvent | None:
+) -> ConsentOutcome:
     """
-    Record a decision. Returns the new event, or None when the current state already is
-    `granted` (setting the state it has records nothing new).
+    Record a decision the customer made at `occurred_at` (now when not given).
+
+    The current state is the latest decision by the time it was made, not by the time we
+    heard of it: a decision made before the one in force is kept in the ledger as history and
+    changes nothing (`is_history`). A decision made after the one in force, with the state it
+    already has, records nothing. A decision dated in the future, before the customer's record
+    existed, or before the first policy version took effect is refused (ValidationError keyed
+    `occurred_at`). The event names the policy version in force when the decision was made.
 
     For an erased customer nothing is recorded: a withdrawal from one of their old links
-    returns None; anything else (a grant, staff, an import) raises CustomerErased.
+    returns an empty outcome; anything else (a grant, staff, an import) raises CustomerErased.
     """
     if source == Source.STAFF:
         if staff_user is None:
@@ -95,26 +120,35 @@ def consent_set(
     with transaction.atomic():
         # Lock the customer row: it always exists, unlike the Consent row of a first decision,
         # so two concurrent changes for this customer take turns.
-        locked = Customer.objects.select_for_update().only("id", "erased_at").get(pk=customer.pk)
+        locked = Customer.objects.select_for_update().only("id", "erased_at", "created_at").get(pk=customer.pk)
         if locked.erased_at is not None:
             if granted or staff_user is not None or source not in _ANSWERED_WITHOUT_RECORD_WHEN_ERASED:
                 raise CustomerErased(locked.erased_at)
             # Nothing can be sent to an erased customer, and nothing new (IP address, browser)
             # is collected about them: an old unsubscribe link is answered without a record.
-            return None
-        current = Consent.objects.select_for_update().filter(customer_id=customer.pk, purpose=purpose).first()
-        if current is not None and current.granted == granted:
-            return None
+            return ConsentOutcome(event=None, current=None)
         now = timezone.now()
+        decided_at = now
+        if occurred_at is not None:
+            # A decision made now is never refused (an unsubscribe must always work); a time
+            # given with it is checked, and one a little ahead of our clock counts as now, so
+            # that a decision made after it is not taken for an older one.
+            _check_decision_time(decided_at=occurred_at, now=now, customer_created_at=locked.created_at)
+            decided_at = min(occurred_at, now)
+        current = Consent.objects.select_for_update().filter(customer_id=customer.pk, purpose=purpose).first()
+        # Equal times: the decision we hear of last is taken as the later one.
+        is_history = current is not None and decided_at < current.since
+        if not is_history and current is not None and current.granted == granted:
+            return ConsentOutcome(event=None, current=current)
         event = ConsentEvent(
             customer_id=customer.pk,
             purpose=purpose,
             granted=granted,
-            occurred_at=occurred_at or now,
+            occurred_at=decided_at,
             recorded_at=now,
             source=source,
             method=method or _default_method(source),
-            policy_version=PolicyVersion.objects.current(),
+            policy_version=PolicyVersion.objects.current(at=decided_at),
             wording=purpose.wording if wording is None else wording,
             ip_address=request_meta.ip_address,
             user_agent=request_meta.user_agent,
@@ -124,14 +158,58 @@ def consent_set(
         )
         event.full_clean(exclude=["customer", "purpose", "policy_version", "staff_user"])
         event.save()
+        if is_history:
+            return ConsentOutcome(event=event, current=current, is_history=True)
         if current is None:
-            Consent.objects.create(
+            current = Consent.objects.create(
                 customer_id=customer.pk, purpose=purpose, granted=granted, since=event.occurred_at, event=event
             )
         else:
             current.granted, current.since, current.event = granted, event.occurred_at, event
             current.save(update_fields=["granted", "since", "event"])
-        return event
+        return ConsentOutcome(event=event, current=current)
+
+
+def _check_decision_time(*, decided_at: datetime, now: datetime, customer_created_at: datetime) -> None:
+    if decided_at > now + DECISION_CLOCK_SKEW:
+        _refuse_time(f"The decision is dated {_local(decided_at)}, in the future", code="decided_in_future")
+    if decided_at < customer_created_at:
+        _refuse_time(
+            f"The decision is dated {_local(decided_at)}, before this customer's record was created "
+            f"({_local(customer_created_at)})",
+            code="decided_before_customer",
+        )
+    first_policy = PolicyVersion.objects.order_by("effective_at").only("version", "effective_at").first()
+    if first_policy is not None and decided_at < first_policy.effective_at:
+        _refuse_time(
+            f"The decision is dated {_local(decided_at)}, before our first privacy policy "
+            f"({first_policy.version}) took effect on {_local(first_policy.effective_at)}",
+            code="decided_before_first_policy",
+        )
+
+
+def _refuse_time(reason: str, *, code: str) -> None:
+    raise ValidationError({"occurred_at": ValidationError(f"{reason}: nothing was recorded.", code=code)})
+
+
+def _local(moment: datetime) -> str:
+    local = timezone.localtime(moment)
+    return f"{local.day} {local:%B %Y %H:%M}"
+
+
+def consent_set(
+    *,
+    customer: Customer,
+    purpose: Purpose,
+    granted: bool,
+    source: Source | str,
+    **kwargs: Any,
+) -> ConsentEvent | None:
+    """
+    Record a decision (see consent_record). Returns the new event, or None when nothing was
+    recorded: the current state already is `granted`, or the customer's data was erased.
+    """
+    return consent_record(customer=customer, purpose=purpose, granted=granted, source=source, **kwargs).event
 
 
 def consent_grant(*, customer: Customer, purpose: Purpose, source: Source | str, **kwargs) -> ConsentEvent | None:
@@ -164,7 +242,6 @@ def _default_method(source: str) -> str:
         Source.UNSUBSCRIBE_LINK: Method.EMAIL_LINK,
         Source.ONE_CLICK: Method.EMAIL_LINK,
         Source.IMPORT: Method.IMPORT,
-        Source.ERASURE: Method.SYSTEM,
     }.get(source, Method.WEB)
 
 
@@ -230,6 +307,14 @@ def _ledger_redaction(*, enabled: bool) -> None:
 # Disclosures to third parties
 
 
+# The purpose a disclosure on another basis is filed under when the caller names none.
+_DEFAULT_DISCLOSURE_PURPOSE = {
+    LegalBasis.CONTRACT: "purchase",
+    LegalBasis.LEGAL_OBLIGATION: "legal_obligation",
+    LegalBasis.LEGITIMATE_INTERESTS: "other",
+}
+
+
 def disclosure_record(
     *,
     customer: Customer,
@@ -237,33 +322,45 @@ def disclosure_record(
     data_categories: Iterable[DataCategory | str],
     legal_basis: LegalBasis | str,
     purpose: str,
+    disclosure_purpose: DisclosurePurpose | None = None,
     disclosed_at: datetime | None = None,
     reference: str = "",
     consent_event: ConsentEvent | None = None,
     recorded_by: AbstractBaseUser | None = None,
 ) -> Disclosure:
     """
-    Record that some of a customer's data went to a third party. A disclosure on the
-    basis of consent must name the customer's consent event that allows it, and that
-    consent must be in force (the customer's current decision for its purpose, granted,
-    and given no later than the disclosure). There is no basis for selling data.
+    Record that some of a customer's data went to a third party, for `disclosure_purpose`
+    (`purpose` says what exactly). A disclosure on the basis of consent must name the
+    customer's consent event that allows it: a grant of the consent purpose that the
+    disclosure purpose names, in force (the customer's current decision for its purpose,
+    granted, and given no later than the disclosure). On another basis the disclosure
+    purpose may be left out: it is then the usual one for that basis. There is no basis for
+    selling data.
     """
+    if disclosure_purpose is None and legal_basis in _DEFAULT_DISCLOSURE_PURPOSE:
+        disclosure_purpose = DisclosurePurpose.objects.filter(code=_DEFAULT_DISCLOSURE_PURPOSE[legal_basis]).first()
+    if disclosure_purpose is None and legal_basis in LegalBasis.values:
+        raise ValidationError(
+            {"disclosure_purpose": "Say what the disclosure is for: that decides which consent can allow it."}
+        )
     with transaction.atomic():
         disclosure = Disclosure(
             customer_id=customer.pk,
             third_party=third_party,
             data_categories=sorted({str(category) for category in data_categories}),
             legal_basis=legal_basis,
+            disclosure_purpose=disclosure_purpose,
             purpose=purpose.strip(),
             disclosed_at=disclosed_at or timezone.now(),
             reference=reference.strip(),
             consent_event=consent_event,
             recorded_by=recorded_by,
         )
-        disclosure.full_clean(exclude=["customer", "third_party", "consent_event", "recorded_by"])
+        disclosure.full_clean(exclude=["customer", "third_party", "disclosure_purpose", "consent_event", "recorded_by"])
         disclosure_check_consent(
             customer=customer,
             legal_basis=legal_basis,
+            disclosure_purpose=disclosure_purpose,
             consent_event=consent_event,
             disclosed_at=disclosure.disclosed_at,
             lock=True,
@@ -277,20 +374,47 @@ def disclosure_check_consent(
     customer: Customer,
     legal_basis: LegalBasis | str,
     consent_event: ConsentEvent | None,
+    disclosure_purpose: DisclosurePurpose | None = None,
     disclosed_at: datetime | None = None,
     lock: bool = False,
 ) -> None:
-    """Raise ValidationError unless the consent event (if the basis needs one) is this customer's consent in force."""
+    """
+    Raise ValidationError unless the consent event (if the basis needs one) is this customer's
+    consent in force, to the consent purpose that `disclosure_purpose` needs.
+    """
     if legal_basis != LegalBasis.CONSENT:
         if consent_event is not None:
             raise ValidationError({"consent_event": "Only a disclosure on the basis of consent names a consent event."})
         return
+    if disclosure_purpose is None:
+        raise ValidationError(
+            {"disclosure_purpose": "Say what the disclosure is for: that decides which consent can allow it."}
+        )
+    needed = disclosure_purpose.consent_purpose
+    if needed is None:
+        raise ValidationError(
+            {
+                "disclosure_purpose": f"No consent allows a disclosure for {disclosure_purpose.name}: choose the "
+                "basis it rests on (contract, legal obligation or legitimate interests), or name the consent it "
+                "needs under Disclosure purposes first."
+            }
+        )
     if consent_event is None:
         raise ValidationError(
-            {"consent_event": "A disclosure on the basis of consent must name the customer's consent that allows it."}
+            {
+                "consent_event": "A disclosure on the basis of consent must name the customer's consent that allows "
+                f"it (for {disclosure_purpose.name}: consent to {needed.name})."
+            }
         )
     if consent_event.customer_id != customer.pk:
         raise ValidationError({"consent_event": "That consent event belongs to another customer."})
+    if consent_event.purpose_id != needed.pk:
+        raise ValidationError(
+            {
+                "consent_event": f"Consent to {consent_event.purpose.name} does not allow a disclosure for "
+                f"{disclosure_purpose.name}: only the customer's consent to {needed.name} does. Nothing was recorded."
+            }
+        )
     current = Consent.objects.filter(customer_id=customer.pk, purpose_id=consent_event.purpose_id)
     if lock:
         # A withdrawal committed between this check and the insert would otherwise slip through.

@@ -23,7 +23,7 @@ from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from common.client import client_ip
+from common.client import client_ip_for_limits
 from common.prepared import PreparedQuery
 from customers.models import Customer, PrivacyRequest
 from customers.services import customer_email_change, customer_update, privacy_request_open
@@ -85,7 +85,8 @@ def bad_link(request: HttpRequest, error: BadToken) -> HttpResponse:
 
 
 def _client_ip(request: HttpRequest) -> str:
-    return client_ip(request) or "unknown"
+    # As limits count it: an IPv6 client holds a whole /64.
+    return client_ip_for_limits(request) or "unknown"
 
 
 def _too_many(request: HttpRequest) -> HttpResponse:

@@ -9,12 +9,13 @@ class CustomersConfig(AppConfig):
     def ready(self) -> None:
         from auditlog.registry import auditlog
 
-        from . import exports, registry
+        from . import exports, imports, registry
         from .models import Customer, PrivacyRequest, ProductRegistration, RecipientNotification, ThirdParty
 
         registry.register_export_section("customer", exports.customer_details)
         registry.register_export_section("registrations", exports.registrations)
         registry.register_export_section("corrections", exports.corrections)
+        imports.register_new_address_check("erased", imports.refuse_erased_addresses)
 
         # Field-level audit of staff changes to personal data: who changed which field, old and new.
         auditlog.register(Customer, exclude_fields=["updated_at"])

@@ -12,9 +12,10 @@ from django.utils.html import format_html
 from customers.admin import ReadOnlyAdmin
 from customers.models import Customer
 
-from . import exports, services
+from . import campaigns, exports, selectors, tasks
 from .models import Campaign, CampaignAction, Delivery, ExportLog, Suppression
 from .rendering import PLACEHOLDERS
+from .suppression import suppression_add
 
 EDITABLE_FIELDS = [
     "name",
@@ -34,16 +35,16 @@ EDITABLE_FIELDS = [
 NOT_STARTED = (Campaign.Status.DRAFT, Campaign.Status.SCHEDULED)
 
 
-class ScheduleForm(forms.Form):
-    send_at = forms.DateTimeField(
-        required=False,
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
-        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
-        help_text="Leave empty to send now.",
-    )
+# The change form's buttons that save the draft and then ask for a confirmation.
+SCHEDULE_BUTTON = "_schedule"
+SEND_NOW_BUTTON = "_send_now"
 
 
 class CampaignForm(forms.ModelForm):
+    # Set per request by CampaignAdmin.get_form: the draft is saved to be scheduled, so the time
+    # typed in this form ("Send at") is the one the confirmation shows and the schedule uses.
+    scheduling = False
+
     def clean(self):
         cleaned_data = super().clean()
         if self.instance.pk is not None:
@@ -51,9 +52,13 @@ class CampaignForm(forms.ModelForm):
             # until the save, so a campaign scheduled by someone else since the form was opened
             # is refused here, as a form error, and never halfway through the save.
             try:
-                services.campaign_lock_draft(campaign=self.instance)
+                campaigns.campaign_lock_draft(campaign=self.instance)
             except ValidationError as refused:
                 raise ValidationError(" ".join([*refused.messages, "Your changes below were not saved."])) from None
+        if self.scheduling and "scheduled_at" not in self.errors:
+            problem = campaigns.schedule_time_problem(cleaned_data.get("scheduled_at"))
+            if problem:
+                self.add_error("scheduled_at", problem)
         return cleaned_data
 
 
@@ -62,9 +67,13 @@ class CampaignChangeList(ChangeList):
         super().get_results(request)
         # The progress column's counts for the whole page in one query, not one per row.
         started = [c.pk for c in self.result_list if c.status not in NOT_STARTED]
-        counts = services.campaigns_status_counts(campaign_ids=started)
+        counts = selectors.campaigns_status_counts(campaign_ids=started)
+        cancelled = selectors.campaigns_cancelled_counts(
+            campaign_ids=[c.pk for c in self.result_list if c.status == Campaign.Status.CANCELLED]
+        )
         for campaign in self.result_list:
             campaign.status_counts = counts.get(campaign.pk)
+            campaign.cancelled_count = cancelled.get(campaign.pk)
 
 
 class CampaignActionInline(admin.TabularInline):
@@ -121,17 +130,36 @@ class CampaignAdmin(admin.ModelAdmin):
             return "–"
         counts = getattr(obj, "status_counts", None)  # set for the changelist page by CampaignChangeList
         if counts is None:
-            counts = services.campaign_status_counts(obj)
+            counts = selectors.campaign_status_counts(obj)
         total = sum(counts.values())
+        if obj.status == Campaign.Status.CANCELLED:
+            # Not a full bar: what went out, and what the cancellation stopped.
+            cancelled = getattr(obj, "cancelled_count", None)
+            if cancelled is None:
+                cancelled = selectors.campaigns_cancelled_counts(campaign_ids=[obj.pk])[obj.pk]
+            return format_html("{} of {} sent, {} cancelled", counts["sent"], total, cancelled)
         done = total - counts["queued"] - counts["sending"]
         return format_html('<progress max="{}" value="{}"></progress> {}/{}', total or 1, done, done, total)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        # A class made for this request (modelform_factory): the attribute is this request's alone.
+        form.scheduling = request.method == "POST" and SCHEDULE_BUTTON in request.POST
+        return form
+
+    def response_change(self, request, obj):
+        if SCHEDULE_BUTTON in request.POST:
+            return HttpResponseRedirect(reverse("admin:marketing_campaign_schedule", args=[obj.pk]))
+        if SEND_NOW_BUTTON in request.POST:
+            return HttpResponseRedirect(reverse("admin:marketing_campaign_send_now", args=[obj.pk]))
+        return super().response_change(request, obj)
 
     def save_model(self, request, obj, form, change):
         if change and not form.changed_data:
             return  # nothing changed: nothing to save or record
         # CampaignForm.clean() locked the row and found a draft, so this cannot be refused for
         # the campaign's status: a refusal is a form error, never a message beside "changed".
-        services.campaign_save_draft(campaign=obj, user=request.user)
+        campaigns.campaign_save_draft(campaign=obj, user=request.user)
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None and not obj.is_editable:
@@ -142,6 +170,8 @@ class CampaignAdmin(admin.ModelAdmin):
         wrap = self.admin_site.admin_view
         return [
             path("<int:pk>/action/<str:action>/", wrap(self.action_view), name="marketing_campaign_action"),
+            path("<int:pk>/schedule/", wrap(self.schedule_view), name="marketing_campaign_schedule"),
+            path("<int:pk>/send-now/", wrap(self.send_now_view), name="marketing_campaign_send_now"),
             path("<int:pk>/preview/", wrap(self.preview_view), name="marketing_campaign_preview"),
             *super().get_urls(),
         ]
@@ -150,55 +180,145 @@ class CampaignAdmin(admin.ModelAdmin):
         extra_context = extra_context or {}
         campaign = self.get_object(request, object_id)
         if campaign is not None:
-            counts = services.campaign_status_counts(campaign)
+            counts = selectors.campaign_status_counts(campaign)
             total = sum(counts.values())
             done = total - counts["queued"] - counts["sending"]
+            is_cancelled = campaign.status == Campaign.Status.CANCELLED
+            cancelled = (
+                selectors.campaigns_cancelled_counts(campaign_ids=[campaign.pk])[campaign.pk] if is_cancelled else 0
+            )
             extra_context.update(
                 {
                     "counts": counts,
                     "total": total,
                     "done": done,
                     "percent": round(100 * done / total) if total else 0,
-                    "audience_size": services.audience_size(campaign)
+                    "cancelled_count": cancelled,
+                    "skipped_other": counts["skipped"] - cancelled,
+                    "audience_size": selectors.audience_size(campaign)
                     if campaign.status in (Campaign.Status.DRAFT, Campaign.Status.SCHEDULED)
                     else None,
-                    "schedule_form": ScheduleForm(),
                     "can_change": self.has_change_permission(request, campaign),
+                    "can_add": self.has_add_permission(request),
+                    "can_unschedule": campaign.dispatched_at is None
+                    and campaign.status in (Campaign.Status.SCHEDULED, Campaign.Status.PAUSED),
                     "is_sending": campaign.status == Campaign.Status.SENDING,
+                    "schedule_button": SCHEDULE_BUTTON,
+                    "send_now_button": SEND_NOW_BUTTON,
                 }
             )
         return super().change_view(request, object_id, form_url, extra_context)
 
+    def _campaign_to_change(self, request: HttpRequest, pk: int) -> Campaign:
+        campaign = get_object_or_404(Campaign.objects.select_related("purpose"), pk=pk)
+        if not self.has_change_permission(request, campaign):
+            raise PermissionDenied
+        return campaign
+
+    def _confirmation(self, request: HttpRequest, campaign: Campaign, template: str, **context) -> HttpResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": campaign,
+            "audience_size": selectors.audience_size(campaign),
+            **context,
+        }
+        return TemplateResponse(request, f"admin/marketing/campaign/{template}", context)
+
+    def schedule_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """
+        "Will send to N customers at T": T is the time saved from the change form. The
+        confirmation posts that time back, and it must still be the saved one: if someone changed
+        it meanwhile, nothing is scheduled and the page asks again.
+        """
+        campaign = self._campaign_to_change(request, pk)
+        back = HttpResponseRedirect(reverse("admin:marketing_campaign_change", args=[pk]))
+        if campaign.status != Campaign.Status.DRAFT:
+            self.message_user(
+                request,
+                f"Only a draft can be scheduled; this campaign is {campaign.get_status_display()}.",
+                messages.ERROR,
+            )
+            return back
+        problem = campaigns.schedule_time_problem(campaign.scheduled_at)
+        if problem:
+            self.message_user(request, f"{problem} (“Send at”, under Sending)", messages.ERROR)
+            return back
+        if request.method == "POST":
+            if request.POST.get("send_at") != campaign.scheduled_at.isoformat():
+                self.message_user(
+                    request,
+                    "The time to send at changed since this page was shown. Check it and confirm again.",
+                    messages.ERROR,
+                )
+                return HttpResponseRedirect(request.path)
+            try:
+                campaigns.campaign_schedule(campaign=campaign, user=request.user, at=campaign.scheduled_at)
+            except ValidationError as refused:
+                self.message_user(request, " ".join(refused.messages), messages.ERROR)
+            else:
+                self.message_user(
+                    request,
+                    f"Scheduled for {timezone.localtime(campaign.scheduled_at):%Y-%m-%d %H:%M %Z}. "
+                    "Consent is checked again for each customer when it sends.",
+                    messages.SUCCESS,
+                )
+            return back
+        return self._confirmation(
+            request,
+            campaign,
+            "confirm_schedule.html",
+            title=f"Schedule “{campaign.name}”?",
+            send_at=campaign.scheduled_at,
+        )
+
+    def send_now_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        campaign = self._campaign_to_change(request, pk)
+        back = HttpResponseRedirect(reverse("admin:marketing_campaign_change", args=[pk]))
+        if campaign.status != Campaign.Status.DRAFT:
+            self.message_user(
+                request, f"Only a draft can be sent; this campaign is {campaign.get_status_display()}.", messages.ERROR
+            )
+            return back
+        if request.method == "POST":
+            try:
+                tasks.work_enqueue(campaigns.campaign_send_now(campaign=campaign, user=request.user))
+            except ValidationError as refused:
+                self.message_user(request, " ".join(refused.messages), messages.ERROR)
+            else:
+                self.message_user(request, "Sending has started.", messages.SUCCESS)
+            return back
+        return self._confirmation(request, campaign, "confirm_send_now.html", title=f"Send “{campaign.name}” now?")
+
     def action_view(self, request: HttpRequest, pk: int, action: str) -> HttpResponse:
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        campaign = get_object_or_404(Campaign, pk=pk)
-        if not self.has_change_permission(request, campaign):
-            raise PermissionDenied
+        campaign = self._campaign_to_change(request, pk)
         back = reverse("admin:marketing_campaign_change", args=[pk])
         try:
-            if action == "schedule":
-                form = ScheduleForm(request.POST)
-                if not form.is_valid():
-                    raise ValidationError(form.errors.as_text())
-                services.campaign_schedule(campaign=campaign, user=request.user, at=form.cleaned_data["send_at"])
-                note = f"Scheduled for {timezone.localtime(campaign.scheduled_at):%Y-%m-%d %H:%M}."
-                if campaign.scheduled_at <= timezone.now():
-                    note += " That time has come: sending starts now."
+            if action == "unschedule":
+                campaigns.campaign_unschedule(campaign=campaign, user=request.user)
+                note = "Unscheduled: the campaign is a draft again and can be edited."
             elif action == "pause":
-                services.campaign_pause(campaign=campaign, user=request.user)
+                campaigns.campaign_pause(campaign=campaign, user=request.user)
                 note = "Paused: no new messages are claimed. Resume continues with the queued ones."
             elif action == "resume":
-                services.campaign_resume(campaign=campaign, user=request.user)
+                tasks.work_enqueue(campaigns.campaign_resume(campaign=campaign, user=request.user))
                 note = "Resumed with the messages still queued."
             elif action == "cancel":
-                services.campaign_cancel(campaign=campaign, user=request.user)
+                campaigns.campaign_cancel(campaign=campaign, user=request.user)
                 note = "Cancelled: queued messages are skipped."
+            elif action == "duplicate":
+                if not self.has_add_permission(request):
+                    raise PermissionDenied
+                copy = campaigns.campaign_duplicate(campaign=campaign, user=request.user)
+                self.message_user(request, f"This is a new draft, copied from “{campaign.name}”.", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:marketing_campaign_change", args=[copy.pk]))
             elif action == "test":
                 # Only staff who may see customer records may fill a test with a real customer's data.
                 lookup = request.POST.get("customer", "") if request.user.has_perm("customers.view_customer") else ""
                 customer = _find_customer(lookup)
-                message = services.campaign_send_test(campaign=campaign, user=request.user, customer=customer)
+                message = campaigns.campaign_send_test(campaign=campaign, user=request.user, customer=customer)
                 note = f"Test sent to {message.recipient} (no delivery recorded)."
             else:
                 raise ValidationError(f"Unknown action “{action}”.")
@@ -226,7 +346,7 @@ class CampaignAdmin(admin.ModelAdmin):
                 first_name="Ada", last_name="Lovelace", company="Analytical Engines Ltd", email="ada@example.com"
             )
         try:
-            preview = services.campaign_preview(campaign=campaign, customer=customer)
+            preview = campaigns.campaign_preview(campaign=campaign, customer=customer, user=request.user)
         except ValidationError as refused:
             error = " ".join(refused.messages)
         except ValueError as refused:
@@ -332,7 +452,7 @@ class SuppressionAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if change:
             return
-        created = services.suppression_add(
+        created = suppression_add(
             email=form.cleaned_data["email"],
             reason=form.cleaned_data["reason"],
             user=request.user,

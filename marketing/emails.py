@@ -68,6 +68,21 @@ def _header_value(value: str) -> str:
     return _encoded_words(value)
 
 
+def _is_plain_text(value: str) -> bool:
+    """
+    Text a mail client shows as typed: ASCII with nothing a reader would decode. A customer's
+    "=?utf-8?q?...?=" typed as a name is text too, and must not reach a header as an encoded word
+    that clients decode into something else.
+    """
+    return value.isascii() and "=?" not in value
+
+
+def _header_text(value: str) -> str:
+    """Free text (a subject that may hold customer values) as one header line that reads back as typed."""
+    value = " ".join(str(value).split())
+    return value if _is_plain_text(value) else _encoded_words(value)
+
+
 def ascii_address(address: str) -> str:
     """
     The address as a classic SMTP server takes it: an internationalised domain in its IDNA
@@ -85,7 +100,7 @@ def format_recipient(name: str, address: str) -> str:
     name = " ".join((name or "").split())
     if not name:
         return address
-    if name.isascii():
+    if _is_plain_text(name):
         return formataddr((name, address))
     return f"{_encoded_words(name)} <{address}>"
 
@@ -142,7 +157,7 @@ class CampaignMessageBuilder:
         self.html_layout = render_to_string("email/layout.html", {"body": "\x00BODY\x00", **footer_context})
         fixed = [
             ("From", _header_value(campaign.from_email)),
-            ("List-Id", f"{_header_value(purpose.name)} <{purpose.code.replace('_', '-')}.{self.domain}>"),
+            ("List-Id", f"{_header_text(purpose.name)} <{purpose.code.replace('_', '-')}.{self.domain}>"),
             ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
             ("Auto-Submitted", "auto-generated"),
             ("Precedence", "bulk"),
@@ -196,7 +211,7 @@ class CampaignMessageBuilder:
         message_id = self.new_message_id()
         headers = {
             "To": format_recipient(customer.full_name, customer.email),
-            "Subject": _header_value(subject),
+            "Subject": _header_text(subject),
             "Date": formatdate(usegmt=True),
             "Message-ID": message_id,
             "List-Unsubscribe": f"<{unsubscribe}>",

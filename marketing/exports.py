@@ -15,12 +15,13 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from consents.selectors import customers_consenting_to
-from customers.models import AccessLog, Customer, ProductRegistration
-from customers.services import access_log_record
+from customers.models import Customer, ProductRegistration
 
+from .access import AccessLog, access_log_record
 from .emails import placeholder_values
 from .models import Delivery, Suppression
 from .rendering import TemplateRefused, compile_template
+from .suppression import suppression_add
 
 PSEUDONYM_SALT = "marketing.internal-analysis.pseudonym"
 
@@ -59,8 +60,6 @@ def erase_customer(customer: Customer) -> None:
     (they can name the address). The address's hash joins the suppression list, so an erased
     person is never mailed again even if re-imported.
     """
-    from .services import suppression_add
-
     Delivery.objects.filter(customer=customer).update(message_id="", last_error="", subject="")
     if customer.email and "@" in customer.email:
         suppression_add(email=customer.email, reason=Suppression.Reason.ERASURE)

@@ -109,11 +109,13 @@ class Campaign(models.Model):
 
 
 class CampaignAction(models.Model):
-    """Who scheduled, paused, resumed, cancelled or test-sent a campaign, and when."""
+    """Who scheduled, unscheduled, paused, resumed, cancelled, copied or test-sent a campaign, and when."""
 
     class Action(models.TextChoices):
         SAVED = "saved", "Saved draft"
         SCHEDULED = "scheduled", "Scheduled"
+        UNSCHEDULED = "unscheduled", "Unscheduled (back to draft)"
+        DUPLICATED = "duplicated", "Created as a copy"
         PAUSED = "paused", "Paused"
         RESUMED = "resumed", "Resumed"
         CANCELLED = "cancelled", "Cancelled"

@@ -7,6 +7,15 @@ seconds for rates below one per second). A batch takes a claim's worth of the wi
 allowance at once (one INCRBY), before it claims and locks anything, and gives back what
 its claim did not use. Without Redis (the file-system broker in development) each process
 counts for itself, and says so once.
+
+Why this is written here rather than taken from a package: what the send path needs is a
+*blocking* acquire of a *variable* amount (a claim's worth) from *one* counter that every worker
+process on every machine shares, with the unused part of a claim given back, and a wait (never
+an uncounted send, never an error) while Redis is unreachable. Celery's `rate_limit` is per
+worker and per task type, not per message across workers; django-ratelimit and `limits` count
+hits and answer yes or no without waiting; pyrate-limiter can keep a bucket in Redis and delay,
+but giving back part of an allowance and waiting out a Redis outage would still be code around
+it, about as much as this module.
 """
 
 from __future__ import annotations

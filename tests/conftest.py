@@ -1,9 +1,16 @@
+import io
+import logging
 import os
 import socket
+import uuid
 from urllib.parse import urlparse
 
 import pytest
 from django.conf import settings
+from django.db import connections, transaction
+from pytest_django.fixtures import _disable_migrations, _get_databases_for_setup
+
+from common import database_roles
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 
@@ -14,11 +21,101 @@ def pytest_configure(config):
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    if os.environ.get("CACHE_URL", "").startswith(("redis://", "rediss://")):
+        # The cache the deployment uses (CI: Redis), so the rate limits are counted where they
+        # are in production; under a key prefix of this run's own, which cache.clear() empties
+        # without touching anything else in that Redis database (such as the Celery queue).
+        settings.CACHES = {
+            "default": {
+                **settings.CACHES["default"],
+                "BACKEND": "tests.cache.RunScopedRedisCache",
+                "KEY_PREFIX": f"test-run-{uuid.uuid4().hex[:12]}",
+            }
+        }
+    else:
+        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     # Sign-in lockout is tested on its own (tests/test_staff_security.py); elsewhere it would
     # refuse the test client's login(), which carries no request.
     settings.AXES_ENABLED = False
+    _flush_as_owner()
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(
+    request,
+    django_test_environment,
+    django_db_blocker,
+    django_db_use_migrations,
+    django_db_keepdb,
+    django_db_createdb,
+    django_db_modify_db_settings,
+):
+    """
+    pytest-django's set-up with the two database roles of production: the owner role
+    (MIGRATION_DATABASE_URL) creates and migrates the test database and grants the runtime role
+    its rights; the tests then connect as the runtime role (DATABASE_URL), so every test has the
+    rights the site has and no more. Without MIGRATION_DATABASE_URL (SQLite, one role) this is
+    pytest-django's own set-up.
+    """
+    from django.test.utils import setup_databases, teardown_databases
+
+    if not django_db_use_migrations:
+        _disable_migrations()
+    keepdb = {"keepdb": True} if django_db_keepdb and not django_db_createdb else {}
+    aliases, serialized_aliases = _get_databases_for_setup(request.session.items)
+    verbosity = request.config.option.verbose
+    with django_db_blocker.unblock(), database_roles.as_owner(same_database=False) as runtime_role:
+        db_cfg = setup_databases(
+            verbosity=verbosity, interactive=False, aliases=aliases, serialized_aliases=serialized_aliases, **keepdb
+        )
+        if runtime_role:
+            database_roles.grant_runtime_role(connections["default"], runtime_role=runtime_role)
+    yield
+    if not django_db_keepdb:
+        with django_db_blocker.unblock(), database_roles.as_owner(same_database=False):
+            teardown_databases(db_cfg, verbosity=verbosity)
+
+
+def _flush_as_owner() -> None:
+    """
+    Between transactional tests Django empties every table with one TRUNCATE, which the ledger
+    refuses (and the runtime role may not run): the owner role runs it, with the ledger's
+    triggers lifted for that one transaction.
+    """
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    def execute_sql_flush(self, sql_list):
+        alias = self.connection.alias
+        with database_roles.as_owner(alias, same_database=False):
+            quote = self.connection.ops.quote_name
+            ledger = [quote(table) for table in database_roles.append_only_tables()]
+            with transaction.atomic(using=alias), self.connection.cursor() as cursor:
+                for table in ledger:
+                    cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+                for sql in sql_list:
+                    cursor.execute(sql)
+                for table in ledger:
+                    cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+
+    DatabaseOperations.execute_sql_flush = execute_sql_flush
+
+
+@pytest.fixture
+def database_owner():
+    """
+    A context manager that reconnects the default database as the owner role, for tests that
+    create databases or run migrations (the runtime role may do neither). It closes the
+    connection, so it belongs in transactional tests (`django_db(transaction=True)`).
+    """
+    return lambda: database_roles.as_owner(same_database=False)
+
+
+def pytest_unconfigure(config):
+    from django.core.cache import cache
+
+    if settings.CACHES["default"]["BACKEND"] == "tests.cache.RunScopedRedisCache":
+        cache.clear()
 
 
 def _redis_reachable() -> bool:
@@ -54,3 +151,20 @@ def _services_required(request):
         pytest.fail("REQUIRE_SERVICES=1 but DATABASE_URL does not point at PostgreSQL")
     if "redis" in request.keywords and not _redis_reachable():
         pytest.fail(f"REQUIRE_SERVICES=1 but Redis is unreachable at {settings.CELERY_BROKER_URL}")
+
+
+@pytest.fixture
+def log_output():
+    """Everything the configured console handlers write during the test."""
+    handlers = [
+        handler
+        for name in ("", "django.request")
+        for handler in logging.getLogger(name).handlers
+        if isinstance(handler, logging.StreamHandler) and type(handler.formatter).__name__ == "MaskingFormatter"
+    ]
+    assert handlers, "the settings configure no masking console handler"
+    stream = io.StringIO()
+    previous = [handler.setStream(stream) for handler in handlers]
+    yield stream
+    for handler, old in zip(handlers, previous, strict=True):
+        handler.setStream(old)

@@ -46,6 +46,8 @@ def database_exists(server_url: str, name: str) -> bool:
 
 def migrate(database_url: str) -> None:
     env = {**os.environ, "DATABASE_URL": database_url, "CELERY_BROKER_URL": "memory://", "LOG_LEVEL": "WARNING"}
+    # The scenario's database is its own, made and used by the one role of database_url.
+    env.pop("MIGRATION_DATABASE_URL", None)
     subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=common.ROOT, env=env, check=True)
 
 
@@ -99,6 +101,7 @@ class Scenario:
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
+        env.pop("MIGRATION_DATABASE_URL", None)
         env.update(
             {
                 "DATABASE_URL": f"{self.server_url}/{self.database}",
@@ -128,6 +131,7 @@ class Scenario:
     def setup(self, *, create: bool = True) -> None:
         if create:
             create_database(self.server_url, self.database)
+        os.environ.pop("MIGRATION_DATABASE_URL", None)
         os.environ.update(self.environment())
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
         import django
@@ -150,11 +154,11 @@ class Scenario:
 
     def dispatch(self):
         from bench.bench_send import new_campaign
-        from marketing import services
+        from marketing import tasks
 
         self.campaign = new_campaign(scheduled=True)
         self.started = time.time()
-        services.campaigns_dispatch_due()
+        tasks.campaigns_dispatch_due()
         self.audience = set(
             self.campaign.deliveries.values_list("customer__email", flat=True)  # type: ignore[attr-defined]
         )
@@ -167,10 +171,10 @@ class Scenario:
         """What beat does every minute; here every couple of seconds. Survives a dead service."""
         from django.db import connections
 
-        from marketing import services
+        from marketing import tasks
 
         try:
-            return services.campaigns_tick()
+            return tasks.campaigns_tick()
         except Exception as error:  # the broker or the database may be down on purpose
             say(f"tick failed ({type(error).__name__}: {str(error)[:80]}); next time")
             for conn in connections.all(initialized_only=True):
@@ -216,10 +220,10 @@ class Scenario:
     # -- checks ---------------------------------------------------------------------------
 
     def check(self, *, max_unknown: int = 0, every_consenting_sent: bool = False) -> dict[str, int]:
-        from marketing import services
+        from marketing import selectors
         from marketing.models import Delivery
 
-        counts = services.campaign_status_counts(self.campaign)
+        counts = selectors.campaign_status_counts(self.campaign)
         received = self.received()
         per_address = collections.Counter(recipient for _, recipient in received)
         duplicates = {address: n for address, n in per_address.items() if n > 1}

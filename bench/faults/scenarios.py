@@ -170,16 +170,16 @@ def pause_resume(*, recipients: int, broker: str, queue: str, small: bool) -> in
         if small:
             scenario.send_rate = 40  # ten pauses and resumes fit before the end
         scenario.setup()
-        from marketing import services
+        from marketing import campaigns, tasks
 
         scenario.start_worker("worker")
         campaign = scenario.dispatch()
         wait_sent_fraction(scenario, 0.1)
         pause = 0.2 if small else 1.0
         for n in range(10):
-            services.campaign_pause(campaign=campaign, user=None)
+            campaigns.campaign_pause(campaign=campaign, user=None)
             time.sleep(pause)
-            services.campaign_resume(campaign=campaign, user=None)
+            tasks.work_enqueue(campaigns.campaign_resume(campaign=campaign, user=None))
             time.sleep(pause)
             say(f"pause/resume {n + 1}: {len(scenario.received()):,} messages so far")
         scenario.wait_finished(timeout=max(180, recipients / 50))

@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime
 
-from consents.models import PolicyVersion, Purpose, Source
+from consents.models import DisclosurePurpose, PolicyVersion, Purpose, Source
 from consents.services import RequestMeta, consent_set
 from tests.factories import CustomerFactory
 
@@ -27,6 +27,33 @@ def ensure_purposes() -> dict[str, Purpose]:
             version="1.0", effective_at=datetime(2024, 1, 1, tzinfo=UTC), text="We never sell your data."
         )
     return purposes
+
+
+# As the data migration creates them: (code, name, the consent purpose that allows it).
+DISCLOSURE_PURPOSES = [
+    ("purchase", "Completing a purchase (payment, licence, support)", None),
+    ("legal_obligation", "Required by law (tax, courts, authorities)", None),
+    ("market_research", "Market research (surveys, interviews, panels)", "market_research"),
+    ("newsletter", "Sending our newsletter", "newsletter"),
+    ("promotions", "Promotions and offers", "promotions"),
+    ("internal_analysis", "Analysis of purchasing trends", "internal_analysis"),
+    ("other", "Other (say what in the details)", None),
+]
+
+
+def ensure_disclosure_purposes() -> dict[str, DisclosurePurpose]:
+    """The purposes of disclosure by code, each with the consent it needs (none for a purchase or the law)."""
+    purposes = ensure_purposes()
+    found = {}
+    for code, name, consent_code in DISCLOSURE_PURPOSES:
+        found[code], _ = DisclosurePurpose.objects.get_or_create(
+            code=code, defaults={"name": name, "consent_purpose": purposes.get(consent_code)}
+        )
+    return found
+
+
+def disclosure_purpose(code: str) -> DisclosurePurpose:
+    return ensure_disclosure_purposes()[code]
 
 
 def customer_with_choices(email: str, *, granted=(), withdrawn=(), **fields):

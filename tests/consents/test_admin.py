@@ -1,4 +1,5 @@
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -6,7 +7,8 @@ from django.utils import timezone
 
 from consents.models import ConsentEvent, Disclosure, LegalBasis, Source
 from consents.services import RequestMeta, consent_grant, consent_withdraw, disclosure_record
-from customers.models import ThirdParty
+from customers.models import Customer, ThirdParty
+from tests.consents.people import disclosure_purpose
 
 pytestmark = pytest.mark.django_db
 
@@ -58,6 +60,7 @@ def test_the_customer_page_shows_disclosures(staff_client, ada, market_research)
         third_party=partner,
         data_categories=["contact"],
         legal_basis=LegalBasis.CONSENT,
+        disclosure_purpose=disclosure_purpose("market_research"),
         purpose="Survey invitation",
         consent_event=event,
     )
@@ -133,6 +136,7 @@ def test_the_staff_form_refuses_a_date_in_the_future(staff_client, linus, newsle
 
 
 def test_the_staff_form_records_the_decision_under_the_staff_users_name(staff_client, admin_user, linus, newsletter):
+    Customer.objects.filter(pk=linus.pk).update(created_at=timezone.now() - timedelta(days=30))
     given_on = timezone.localdate() - timedelta(days=3)
     response = staff_client.post(
         record_url(linus),
@@ -229,6 +233,7 @@ def disclosure_form(customer, partner, **overrides):
         "data_categories": ["identity", "contact"],
         "legal_basis": "consent",
         "consent_event": "",
+        "disclosure_purpose": disclosure_purpose("market_research").pk,
         "purpose": "Survey invitation",
         "disclosed_at_0": timezone.localdate().isoformat(),
         "disclosed_at_1": timezone.localtime().strftime("%H:%M:%S"),
@@ -298,3 +303,81 @@ def test_the_receipt_downloads_from_the_customer_page(staff_client, histories, s
     receipt = json.loads(response.content)
     assert receipt["controller"]["name"] == "PhotoForge Software GmbH"
     assert receipt["controller"]["postal_address"] == "Hauptstraße 1, 10115 Berlin, Germany"
+
+
+def test_the_disclosure_form_says_which_consents_qualify_and_asks_for_no_row_ids(staff_client):
+    page = staff_client.get("/admin/consents/disclosure/add/").content.decode()
+
+    assert "Market research (surveys, interviews, panels): consent to Market research" in page
+    assert "No consent allows: Completing a purchase" in page
+    # customer, third party and consent are searched for, not typed as numbers
+    for field in ("customer", "third_party", "consent_event"):
+        assert re.search(rf'<select name="{field}"[^>]*class="admin-autocomplete', page), field
+    assert "vForeignKeyRawIdAdminField" not in page
+
+
+def test_the_disclosure_admin_refuses_a_newsletter_grant_for_market_research(staff_client, ada, newsletter):
+    partner = ThirdParty.objects.create(name="Northwind Research", kind=ThirdParty.Kind.PARTNER)
+    newsletter_grant = consent_grant(customer=ada, purpose=newsletter, source=Source.SIGNUP_FORM)
+
+    response = staff_client.post(
+        "/admin/consents/disclosure/add/", disclosure_form(ada, partner, consent_event=newsletter_grant.pk)
+    )
+
+    assert response.status_code == 200
+    assert "Consent to Newsletter does not allow a disclosure for Market research" in response.text
+    assert not Disclosure.objects.exists()
+
+
+def test_the_consent_search_of_the_disclosure_form_offers_only_consents_in_force(
+    staff_client, ada, grace, newsletter, market_research
+):
+    adas = consent_grant(customer=ada, purpose=market_research, source=Source.PREFERENCE_PAGE)
+    graces = consent_grant(customer=grace, purpose=market_research, source=Source.SIGNUP_FORM)
+    consent_withdraw(customer=grace, purpose=market_research, source=Source.UNSUBSCRIBE_LINK)
+
+    def search(term):
+        response = staff_client.get(
+            "/admin/autocomplete/",
+            {"app_label": "consents", "model_name": "disclosure", "field_name": "consent_event", "term": term},
+        )
+        assert response.status_code == 200
+        return response.json()["results"]
+
+    found = search("ada@")
+    assert [result["id"] for result in found] == [str(adas.pk)]
+    assert found[0]["text"].startswith("Market research granted on ")
+    assert "ada@example.com" not in found[0]["text"]
+    assert search("grace@") == []
+    assert str(graces.pk) not in {result["id"] for result in search("")}
+
+
+def test_ledger_entries_are_labelled_by_purpose_decision_and_date_not_row_ids(staff_client, grace, newsletter):
+    consent_grant(customer=grace, purpose=newsletter, source=Source.SIGNUP_FORM)
+    withdrawal = consent_withdraw(customer=grace, purpose=newsletter, source=Source.UNSUBSCRIBE_LINK)
+
+    day = timezone.localtime(withdrawal.occurred_at)
+    label = f"Newsletter withdrawn on {day.day} {day:%b %Y %H:%M}, customer {str(grace.public_id)[:8]}"
+    assert str(withdrawal) == label
+    state = grace.consents.get()
+    assert str(state) == f"Newsletter withdrawn since {day.day} {day:%b %Y}, customer {str(grace.public_id)[:8]}"
+    page = staff_client.get(f"/admin/consents/consentevent/{withdrawal.pk}/change/").content.decode()
+    assert label in page
+
+
+def test_the_customer_page_labels_ledger_rows_without_a_query_per_row(staff_client, grace, newsletter):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries_for_page() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert staff_client.get(change_url(grace)).status_code == 200
+        return len(captured)
+
+    consent_grant(customer=grace, purpose=newsletter, source=Source.SIGNUP_FORM)
+    with_one = queries_for_page()
+    for _ in range(3):
+        consent_withdraw(customer=grace, purpose=newsletter, source=Source.UNSUBSCRIBE_LINK)
+        consent_grant(customer=grace, purpose=newsletter, source=Source.PREFERENCE_PAGE)
+
+    assert queries_for_page() == with_one

@@ -4,12 +4,18 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from consents.models import Disclosure, LegalBasis, Source
+from consents.models import Disclosure, DisclosurePurpose, LegalBasis, Purpose, Source
 from consents.services import consent_grant, consent_withdraw, disclosure_record
 from customers.models import ThirdParty
+from tests.consents.people import disclosure_purpose
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def promotions(db):
+    return Purpose.objects.get(code="promotions")
 
 
 @pytest.fixture
@@ -23,6 +29,7 @@ def share(customer, partner, **kwargs):
         "third_party": partner,
         "data_categories": ["identity", "contact"],
         "legal_basis": LegalBasis.CONSENT,
+        "disclosure_purpose": disclosure_purpose("market_research"),
         "purpose": "Survey invitation",
     }
     return disclosure_record(**{**defaults, **kwargs})
@@ -95,3 +102,64 @@ def test_unknown_or_missing_data_categories_are_refused(ada, research_partner):
         share(ada, research_partner, legal_basis=LegalBasis.CONTRACT, data_categories=[])
     with pytest.raises(ValidationError, match="Choose one or more"):
         share(ada, research_partner, legal_basis=LegalBasis.CONTRACT, data_categories=["browsing_history"])
+
+
+# The consent must be to the purpose the disclosure is for
+
+
+def test_a_newsletter_grant_does_not_allow_a_market_research_disclosure(ada, newsletter, research_partner):
+    # given Ada, who agreed to the newsletter and never to market research
+    newsletter_grant = consent_grant(customer=ada, purpose=newsletter, source=Source.SIGNUP_FORM)
+
+    # when staff try to send her identity and contact data to a survey panel on that grant
+    with pytest.raises(ValidationError) as refused:
+        share(ada, research_partner, consent_event=newsletter_grant, purpose="Survey panel")
+
+    # then it is refused, saying which consent would allow it
+    assert refused.value.message_dict["consent_event"] == [
+        "Consent to Newsletter does not allow a disclosure for Market research (surveys, interviews, panels): "
+        "only the customer's consent to Market research does. Nothing was recorded."
+    ]
+    assert not Disclosure.objects.exists()
+
+
+def test_a_consent_based_disclosure_must_say_what_it_is_for(ada, market_research, research_partner):
+    event = consent_grant(customer=ada, purpose=market_research, source=Source.PREFERENCE_PAGE)
+    with pytest.raises(ValidationError, match="Say what the disclosure is for"):
+        share(ada, research_partner, consent_event=event, disclosure_purpose=None)
+    assert not Disclosure.objects.exists()
+
+
+def test_no_consent_allows_a_disclosure_for_a_purpose_that_names_none(ada, market_research, research_partner):
+    event = consent_grant(customer=ada, purpose=market_research, source=Source.PREFERENCE_PAGE)
+    with pytest.raises(ValidationError, match="No consent allows a disclosure for Completing a purchase"):
+        share(ada, research_partner, consent_event=event, disclosure_purpose=disclosure_purpose("purchase"))
+
+
+def test_a_purpose_staff_add_is_allowed_by_the_consent_they_name(ada, promotions, research_partner):
+    # given a purpose of disclosure staff added for a partner's joint offers, allowed by consent to promotions
+    joint_offers = DisclosurePurpose.objects.create(
+        code="joint_offers", name="Joint offers", consent_purpose=promotions
+    )
+    event = consent_grant(customer=ada, purpose=promotions, source=Source.PREFERENCE_PAGE)
+
+    disclosure = share(ada, research_partner, consent_event=event, disclosure_purpose=joint_offers)
+
+    assert disclosure.disclosure_purpose == joint_offers
+
+
+def test_a_disclosure_on_another_basis_is_filed_under_the_usual_purpose_for_it(ada, research_partner):
+    disclosure = share(ada, research_partner, legal_basis=LegalBasis.LEGAL_OBLIGATION, disclosure_purpose=None)
+    assert disclosure.disclosure_purpose.code == "legal_obligation"
+
+
+def test_the_consent_receipt_names_what_each_disclosure_was_for(ada, market_research, research_partner):
+    from consents.receipts import consent_receipt
+
+    event = consent_grant(customer=ada, purpose=market_research, source=Source.PREFERENCE_PAGE)
+    share(ada, research_partner, consent_event=event, purpose="Survey panel, spring 2027")
+
+    (disclosure,) = consent_receipt(customer=ada)["third_party_disclosures"]
+    assert disclosure["disclosure_purpose"] == "market_research"
+    assert disclosure["disclosure_purpose_name"] == "Market research (surveys, interviews, panels)"
+    assert disclosure["purpose"] == "Survey panel, spring 2027"

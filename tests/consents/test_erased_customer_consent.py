@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from consents.models import ConsentEvent, Source
+from consents.models import ConsentEvent, Purpose, Source
 from consents.services import CustomerErased, consent_grant, consent_withdraw
 from customers.models import ERASED_MARKER, Customer
 from customers.services import customer_erase
@@ -137,3 +137,15 @@ def test_an_update_import_naming_an_erased_record_is_refused_with_the_row_and_th
     erased_ben.refresh_from_db()
     assert erased_ben.first_name == ERASED_MARKER
     assert not Customer.objects.by_email("ada@example.com").exists()
+
+
+def test_an_erased_customers_old_link_records_nothing_new(purposes):
+    # given Ben, who took the newsletter and was later erased
+    ben = customer_with_choices("ben@example.com", granted=["newsletter"])
+    Customer.objects.filter(pk=ben.pk).update(erased_at=timezone.now())
+    before = ConsentEvent.objects.count()
+    # when an old unsubscribe link is followed (a scanner, or Ben's mail client)
+    result = consent_withdraw(customer=ben, purpose=Purpose.objects.get(code="newsletter"), source=Source.ONE_CLICK)
+    # then nothing is recorded: no IP address or browser is collected about him again
+    assert result is None
+    assert ConsentEvent.objects.count() == before

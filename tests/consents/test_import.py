@@ -124,9 +124,9 @@ def test_a_file_without_consent_columns_needs_no_evidence(tmp_path):
 
 
 def test_consent_columns_reach_the_right_customers_across_write_batches(tmp_path, monkeypatch):
-    from customers import services
+    from customers import imports
 
-    monkeypatch.setattr(services, "IMPORT_BATCH_SIZE", 2)
+    monkeypatch.setattr(imports, "IMPORT_BATCH_SIZE", 2)
     CustomerFactory(email="grace@example.com", first_name="Grace", last_name="Hopper")
     path = write(
         tmp_path,
@@ -152,3 +152,222 @@ def test_consent_columns_reach_the_right_customers_across_write_batches(tmp_path
         ("grace@example.com", "newsletter", False),
         ("grace@example.com", "promotions", True),
     ]
+
+
+# ---------------------------------------------------------------------------------------
+# Consent is recorded only once every customer is written
+
+
+def test_no_consent_is_recorded_until_every_customer_of_the_file_is_written(monkeypatch):
+    from customers import imports
+    from customers.imports import customers_import
+
+    # given a file of four customers who all agreed to the newsletter, written two at a time
+    monkeypatch.setattr(imports, "IMPORT_BATCH_SIZE", 2)
+    headers = ["email", "first_name", "consent_newsletter"]
+    rows = [
+        {"email": f"{name}@example.com", "first_name": name.title(), "consent_newsletter": "yes"}
+        for name in ("ada", "grace", "linus", "barbara")
+    ]
+    audience_while_writing = []
+    passes = []
+
+    def progress(items):
+        passes.append(items)  # checking the file, writing customers, recording consent
+        for index, item in enumerate(items):
+            if len(passes) == 2 and index == 2:
+                # Ada and Grace are written: a campaign dispatched now must not reach them yet.
+                audience_while_writing.append(Customer.objects.count())
+                audience_while_writing.append(customers_consenting_to("newsletter").count())
+            yield item
+
+    # when the file is imported
+    report = customers_import(headers=headers, rows=rows, options={"evidence": EVIDENCE}, progress=progress)
+
+    # then while the customers were being written none of them could be sent to; now all can
+    assert audience_while_writing == [2, 0]
+    assert report.counters == {"consents granted": 4}
+    assert customers_consenting_to("newsletter").count() == 4
+
+
+def test_a_customer_erased_after_being_written_gets_no_consent_and_the_import_says_so(django_user_model):
+    from customers.imports import customers_import
+    from customers.services import customer_erase
+    from tests.privacy.people import staff_in
+
+    officer = staff_in(django_user_model, "Privacy officer", "olga-officer")
+    grace = CustomerFactory(email="grace@example.com", first_name="Grace", last_name="Hopper")
+    headers = ["email", "last_name", "consent_newsletter"]
+    rows = [
+        {"email": "grace@example.com", "last_name": "King", "consent_newsletter": "yes"},
+        {"email": "ada@example.com", "last_name": "Lovelace", "consent_newsletter": "yes"},
+    ]
+    passes = []
+
+    def progress(items):
+        passes.append(items)
+        if len(passes) == 3:  # the customers are written; a privacy officer erases Grace now
+            customer_erase(customer=Customer.objects.get(pk=grace.pk), staff_user=officer)
+        return iter(items)
+
+    report = customers_import(
+        headers=headers, rows=rows, update=True, options={"evidence": EVIDENCE}, progress=progress
+    )
+
+    assert report.counters == {
+        "consents granted": 1,
+        "rows with consent not recorded (customer erased meanwhile)": 1,
+    }
+    assert report.notes == [f"customer {grace.public_id}: erased during the import; no consent was recorded."]
+    assert not ConsentEvent.objects.filter(customer=grace).exists()
+    assert list(customers_consenting_to("newsletter").values_list("email", flat=True)) == ["ada@example.com"]
+
+
+# ---------------------------------------------------------------------------------------
+# SQLite: a customer's unsubscribe never waits for a long import
+
+
+@pytest.fixture
+def sqlite_file_database(tmp_path, settings):
+    """
+    A migrated SQLite file with the site's SQLite options (not the in-memory test database,
+    where WAL and file locks do not apply). Each call of the returned function opens a new
+    connection to it: give one to each thread.
+    """
+    from django.contrib.contenttypes.models import ContentType
+    from django.db import connections
+    from django.db.backends.sqlite3.base import DatabaseWrapper
+
+    settings_dict = connections.configure_settings(
+        {
+            "default": {
+                "ENGINE": "django.db.backends.sqlite3",
+                "NAME": str(tmp_path / "consentdesk.sqlite3"),
+                "OPTIONS": dict(settings.SQLITE_OPTIONS),
+            }
+        }
+    )["default"]
+
+    def connect() -> DatabaseWrapper:
+        return DatabaseWrapper({**settings_dict, "OPTIONS": dict(settings_dict["OPTIONS"])}, "default")
+
+    original = connections["default"]
+    connections["default"] = connect()
+    ContentType.objects.clear_cache()
+    try:
+        call_command("migrate", verbosity=0, interactive=False)
+        yield connect
+    finally:
+        connections["default"].close()
+        connections["default"] = original
+        ContentType.objects.clear_cache()
+
+
+def test_customers_can_unsubscribe_on_sqlite_while_a_long_import_is_writing(sqlite_file_database, monkeypatch):
+    import threading
+
+    from django.db import connection, connections
+
+    from consents.models import Purpose, Source
+    from consents.services import consent_grant, consent_withdraw
+    from customers import imports
+    from customers.imports import customers_import
+
+    # given the embedded SQLite default, in WAL mode, and Ada and Grace, who agreed to the newsletter
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA journal_mode")
+        assert cursor.fetchone()[0] == "wal"
+    newsletter = Purpose.objects.get(code="newsletter")
+    ada = Customer.objects.create(email="ada@example.com", first_name="Ada")
+    grace = Customer.objects.create(email="grace@example.com", first_name="Grace")
+    for customer in (ada, grace):
+        consent_grant(customer=customer, purpose=newsletter, source=Source.SIGNUP_FORM)
+    # and a file of 150 customers, written 50 at a time
+    monkeypatch.setattr(imports, "IMPORT_BATCH_SIZE", 50)
+    monkeypatch.setattr(imports, "IMPORT_CONSENT_BATCH_SIZE", 50)
+    headers = ["email", "first_name", "consent_newsletter"]
+    rows = [
+        {"email": f"reader{n}@example.com", "first_name": "Reader", "consent_newsletter": "yes"} for n in range(150)
+    ]
+    outcome: list[str] = []
+
+    def unsubscribe(customer):
+        # Another process (the web worker): its own connection to the same file.
+        connections["default"] = sqlite_file_database()
+        try:
+            consent_withdraw(customer=customer, purpose=newsletter, source=Source.ONE_CLICK)
+            outcome.append(f"{customer.first_name} withdrawn")
+        except Exception as error:  # "database is locked" was the failure
+            outcome.append(f"{customer.first_name}: {error!r}")
+        finally:
+            connections["default"].close()
+
+    clicks = {
+        2: threading.Thread(target=unsubscribe, args=(ada,)),
+        3: threading.Thread(target=unsubscribe, args=(grace,)),
+    }
+    outcome_while_importing = []
+    passes = []
+
+    def progress(items):
+        passes.append(items)  # checking the file, writing customers, recording consent
+        for index, item in enumerate(items):
+            if len(passes) in clicks and index == 50:
+                # 50 customers (or 50 rows of consent) are written; a customer clicks "unsubscribe".
+                clicks[len(passes)].start()
+                clicks[len(passes)].join(timeout=10)
+                outcome_while_importing.append(list(outcome))
+            yield item
+
+    # when the import runs
+    try:
+        report = customers_import(headers=headers, rows=rows, options={"evidence": EVIDENCE}, progress=progress)
+    finally:
+        for click in clicks.values():
+            if click.is_alive():
+                click.join()
+
+    # then each unsubscribe went through while the import was still writing, and the import finished
+    assert outcome_while_importing == [["Ada withdrawn"], ["Ada withdrawn", "Grace withdrawn"]]
+    assert report.created == 150
+    assert report.counters == {"consents granted": 150}
+    assert not customers_consenting_to("newsletter").filter(pk__in=[ada.pk, grace.pk]).exists()
+    assert customers_consenting_to("newsletter").count() == 150
+
+
+def test_a_database_failure_while_recording_consent_says_what_is_done_and_how_to_finish(tmp_path, monkeypatch):
+    from django.db import OperationalError
+
+    from consents import imports as consent_imports
+    from customers import imports
+
+    # given a file of three customers who agreed, recorded one at a time, and a database that fails at the second
+    monkeypatch.setattr(imports, "IMPORT_BATCH_SIZE", 1)
+    monkeypatch.setattr(imports, "IMPORT_CONSENT_BATCH_SIZE", 1)
+    path = write(
+        tmp_path,
+        "ada@example.com,Ada,Lovelace,yes,,\ngrace@example.com,Grace,Hopper,yes,,\nlinus@example.com,Linus,Torvalds,yes,,\n",
+    )
+    real_apply = consent_imports.EXTENSION.apply
+    calls = []
+
+    def failing_once(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OperationalError("disk I/O error")
+        return real_apply(*args)
+
+    monkeypatch.setattr(consent_imports.EXTENSION, "apply", failing_once)
+
+    # when it is imported, the command says what was done and what to do
+    with pytest.raises(CommandError) as raised:
+        run_import(path, "--evidence", EVIDENCE)
+    assert "every customer is imported, and consent is recorded for the rows before row 3" in str(raised.value)
+    assert "import the same file again with --update" in str(raised.value)
+    assert Customer.objects.count() == 3
+    assert list(customers_consenting_to("newsletter").values_list("email", flat=True)) == ["ada@example.com"]
+
+    # and importing the same file again with --update records the rest, nothing twice
+    out, _ = run_import(path, "--update", "--evidence", EVIDENCE)
+    assert "2 consents granted" in out
+    assert ConsentEvent.objects.filter(purpose__code="newsletter", granted=True).count() == 3

@@ -79,3 +79,76 @@ def test_the_link_request_is_queued_on_the_projects_own_queue_after_commit(
     finally:
         celery_app.conf.task_always_eager = previous
         connection.delete(queue)
+
+
+class RefusingInbox(Inbox):
+    """A relay that refuses one recipient with the given reply, as a real one names the address."""
+
+    def __init__(self, reply: str):
+        super().__init__()
+        self.reply = reply
+        self.attempts = 0
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        self.attempts += 1
+        return self.reply.format(address=address)
+
+
+@pytest.fixture
+def refusing_smtp_server(smtp_server, settings):
+    """The same settings as smtp_server, pointed at a relay whose reply each test chooses."""
+    servers = []
+
+    def start(reply: str) -> RefusingInbox:
+        inbox = RefusingInbox(reply)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        controller = Controller(inbox, hostname="127.0.0.1", port=port)
+        controller.start()
+        servers.append(controller)
+        settings.EMAIL_PORT = port
+        return inbox
+
+    yield start
+    for controller in servers:
+        controller.stop()
+
+
+@pytest.fixture
+def eager_tasks():
+    from config.celery import app as celery_app
+
+    previous = celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates
+    celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = True, False
+    yield
+    celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = previous
+
+
+def test_a_link_email_the_server_refuses_for_good_is_tried_once_and_not_retried(
+    refusing_smtp_server, eager_tasks, purposes, monkeypatch
+):
+    # given Ada's mailbox does not exist any more, and her relay says so with a 550
+    CustomerFactory(email="ada@example.com")
+    inbox = refusing_smtp_server("550 5.1.1 <{address}>: Recipient address rejected")
+    monkeypatch.setattr(tasks.send_preference_link, "retry", lambda *a, **k: pytest.fail("a 5xx was retried"))
+
+    # when the link request runs
+    result = tasks.send_preference_link.apply(args=["ada@example.com"])
+
+    # then it was tried once, and ends there without an error
+    assert inbox.attempts == 1
+    assert result.successful()
+
+
+def test_a_link_email_the_server_defers_is_retried(refusing_smtp_server, eager_tasks, purposes):
+    # given Grace's relay is busy for now (a 4xx)
+    CustomerFactory(email="grace@example.com")
+    inbox = refusing_smtp_server("451 4.3.0 Try again later")
+
+    # when the link request runs, retries included (eagerly, one after the other)
+    result = tasks.send_preference_link.apply(args=["grace@example.com"])
+
+    # then it was tried again, up to the limit
+    assert inbox.attempts == 1 + tasks.send_preference_link.max_retries
+    assert result.failed()

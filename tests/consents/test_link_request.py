@@ -5,7 +5,8 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
-from consents.tokens import customer_from_preference_token
+from consents.tokens import customer_from_preference_token, make_preference_token
+from tests.consents.people import customer_with_choices
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
@@ -93,6 +94,51 @@ def test_too_many_requests_from_one_ip_address_answer_429(client, settings):
     assert client.post(URL, {"email": "else@example.com"}, REMOTE_ADDR="203.0.113.9").status_code == 200
 
 
+def test_an_ipv6_client_rotating_through_its_64_is_limited_as_one_client(client, settings):
+    settings.PREFERENCE_LINK_LIMIT_PER_IP = 3
+    settings.PREFERENCE_LINK_LIMIT_PER_EMAIL = 100
+    answers = [
+        client.post(URL, {"email": f"person{n}@example.com"}, REMOTE_ADDR=f"2001:db8:7:7::{n:x}").status_code
+        for n in range(1, 5)
+    ]
+    assert answers == [200, 200, 200, 429]
+    # the next /64 is someone else
+    assert client.post(URL, {"email": "else@example.com"}, REMOTE_ADDR="2001:db8:7:8::1").status_code == 200
+
+
+def test_a_forged_forwarded_for_does_not_escape_the_limit(client, settings):
+    settings.TRUSTED_PROXIES = []
+    settings.PREFERENCE_LINK_LIMIT_PER_IP = 2
+    settings.PREFERENCE_LINK_LIMIT_PER_EMAIL = 100
+    answers = [
+        client.post(
+            URL, {"email": f"person{n}@example.com"}, REMOTE_ADDR="198.51.100.7", HTTP_X_FORWARDED_FOR=f"6.6.6.{n}"
+        ).status_code
+        for n in range(3)
+    ]
+    assert answers == [200, 200, 429]
+
+
+@pytest.mark.redis
+def test_with_a_redis_cache_the_limits_are_counted_in_redis(client, settings):
+    # CI sets CACHE_URL=redis://...: the counters every web process shares are the ones tested.
+    import os
+
+    from django.core.cache import cache
+
+    if not os.environ.get("CACHE_URL", "").startswith("redis://"):
+        if os.environ.get("REQUIRE_SERVICES") == "1":
+            pytest.fail("REQUIRE_SERVICES=1 but CACHE_URL does not point at Redis")
+        pytest.skip("needs CACHE_URL=redis://...")
+    settings.PREFERENCE_LINK_LIMIT_PER_IP = 1
+    assert client.post(URL, {"email": "ada@example.com"}, REMOTE_ADDR="203.0.113.77").status_code == 200
+    redis = cache._cache.get_client(None)
+    keys = list(redis.scan_iter(match=f"{cache.key_prefix}:*"))
+    assert keys, "no rate-limit counter in Redis"
+    assert all(b"ada" not in key and b"203.0.113" not in key for key in keys)
+    assert client.post(URL, {"email": "grace@example.com"}, REMOTE_ADDR="203.0.113.77").status_code == 429
+
+
 def test_too_many_requests_for_one_address_answer_429_from_any_ip_address(client, settings):
     settings.PREFERENCE_LINK_LIMIT_PER_IP = 100
     settings.PREFERENCE_LINK_LIMIT_PER_EMAIL = 2
@@ -105,3 +151,18 @@ def test_too_many_requests_for_one_address_answer_429_from_any_ip_address(client
 
 def test_the_link_request_url_is_named(client):
     assert reverse("consents:request_link") == URL
+
+
+def test_the_link_request_answers_without_its_final_slash(client, purposes):
+    assert client.post("/preferences", {"email": "nobody@example.com"}).status_code == 200
+
+
+def test_asking_to_move_to_someones_address_does_not_use_up_their_link_requests(client, purposes, settings):
+    settings.PREFERENCE_LINK_LIMIT_PER_EMAIL = 2
+    mallory = customer_with_choices("mallory@example.com")
+    customer_with_choices("carol@example.com")
+    token = make_preference_token(mallory)
+    for _ in range(2):
+        client.post(f"/preferences/{token}/email/", {"new_email": "carol@example.com"})
+    # Carol can still ask for her own link
+    assert client.post("/preferences/", {"email": "carol@example.com"}).status_code == 200

@@ -11,7 +11,7 @@ from consents.models import DataCategory, Disclosure, LegalBasis, Source
 from consents.services import RequestMeta, consent_set
 from consents.tokens import make_preference_token
 from customers.models import CustomerChange, PrivacyRequest, ThirdParty
-from tests.consents.people import customer_with_choices
+from tests.consents.people import customer_with_choices, disclosure_purpose
 from tests.factories import CustomerFactory, RegistrationFactory
 
 pytestmark = pytest.mark.django_db
@@ -233,6 +233,7 @@ def ada_with_history(ada, purposes):
         third_party=analytics,
         data_categories=[DataCategory.PURCHASE, DataCategory.IDENTITY],
         legal_basis=LegalBasis.LEGITIMATE_INTERESTS,
+        disclosure_purpose=disclosure_purpose("other"),
         purpose="Purchasing-trend analysis",
         disclosed_at=datetime(2025, 3, 1, 12, 0, tzinfo=UTC),
     )

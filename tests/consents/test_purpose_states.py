@@ -35,7 +35,7 @@ def test_every_purpose_is_listed_in_display_order_with_the_customers_state_and_s
     assert [s.granted for s in states] == [True, False, False, False]
     assert [s.label for s in states] == ["Granted", "Withdrawn", "Never asked", "Never asked"]
     newsletter_event = ConsentEvent.objects.get(customer=ada, purpose__code="newsletter")
-    assert states[0].since == states[0].decided_at == newsletter_event.occurred_at
+    assert states[0].since == newsletter_event.occurred_at
     assert states[2].since is None
 
 

@@ -27,6 +27,9 @@ def test_the_receipt_lists_the_wording_that_was_shown_not_todays(staff_client_fi
             "wording": "Send me everything you like, as often as you like.",
             "is_marketing": "on",
             "display_order": newsletter.display_order,
+            # The inline of disclosures this consent allows, left as it is.
+            "disclosure_purposes-TOTAL_FORMS": "0",
+            "disclosure_purposes-INITIAL_FORMS": "0",
         },
     )
     assert response.status_code == 302

@@ -88,3 +88,10 @@ def test_a_card_number_in_free_text_is_refused_with_a_reason(text):
 def test_ordinary_text_with_numbers_is_accepted(text):
     assert not contains_card_number(text)
     CustomerFactory.build(notes=text).full_clean()
+
+
+def test_a_line_break_in_an_address_line_is_refused():
+    customer = Customer(email="dora@example.com", address_line1="Studio 78\nBeverley Fork")
+    with pytest.raises(ValidationError) as raised:
+        customer.full_clean()
+    assert "one line" in raised.value.message_dict["address_line1"][0]

@@ -5,7 +5,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from marketing import services
+from marketing import campaigns, dispatch
 from marketing.models import Campaign, CampaignAction, Delivery, ExportLog
 
 from .helpers import customer_who_consents, purpose
@@ -79,8 +79,15 @@ def test_schedule_and_pause_from_admin_record_the_staff_user_and_show_progress(
     customer_who_consents(email="ada@example.com")
     campaign = make_campaign()
 
+    admin_client.post(
+        f"/admin/marketing/campaign/{campaign.pk}/change/",
+        draft_form(campaign, scheduled_at_0="2099-01-01", scheduled_at_1="09:00", _schedule="Save and schedule…"),
+    )
+    campaign.refresh_from_db()
     with django_capture_on_commit_callbacks(execute=False):
-        admin_client.post(f"/admin/marketing/campaign/{campaign.pk}/action/schedule/", {"send_at": "2099-01-01T09:00"})
+        admin_client.post(
+            f"/admin/marketing/campaign/{campaign.pk}/schedule/", {"send_at": campaign.scheduled_at.isoformat()}
+        )
     campaign.refresh_from_db()
     assert (campaign.status, campaign.scheduled_by) == (Campaign.Status.SCHEDULED, staff_user)
     assert campaign.scheduled_at.year == 2099
@@ -91,6 +98,7 @@ def test_schedule_and_pause_from_admin_record_the_staff_user_and_show_progress(
     assert list(campaign.actions.values_list("action", "staff_user")) == [
         ("paused", staff_user.pk),
         ("scheduled", staff_user.pk),
+        ("saved", staff_user.pk),
     ]
     # A GET never changes anything.
     assert admin_client.get(f"/admin/marketing/campaign/{campaign.pk}/action/resume/").status_code == 405
@@ -100,8 +108,8 @@ def test_the_campaign_page_shows_counts_per_status_and_a_progress_bar(admin_clie
     customer_who_consents(email="ada@example.com")
     customer_who_consents(email="grace@example.com")
     campaign = make_campaign()
-    services.campaign_schedule(campaign=campaign, user=staff_user)
-    services.campaigns_dispatch_due()
+    campaigns.campaign_send_now(campaign=campaign, user=staff_user)
+    dispatch.campaigns_dispatch_due()
     Delivery.objects.filter(pk=Delivery.objects.first().pk).update(status="sent")
 
     page = admin_client.get(f"/admin/marketing/campaign/{campaign.pk}/change/").content.decode()
@@ -145,8 +153,8 @@ def test_marketing_staff_without_customer_access_do_not_see_addresses_in_the_del
 ):
     ada = customer_who_consents(email="ada@example.com")
     campaign = make_campaign()
-    services.campaign_schedule(campaign=campaign, user=staff_user)
-    services.campaigns_dispatch_due()
+    campaigns.campaign_send_now(campaign=campaign, user=staff_user)
+    dispatch.campaigns_dispatch_due()
 
     client = Client()
     client.force_login(marketer)
@@ -191,8 +199,8 @@ def test_staff_suppress_an_address_in_admin_and_only_its_hash_is_kept(admin_clie
 def test_a_delivery_page_opens_for_both_kinds_of_staff(admin_client, marketer, make_campaign, staff_user):
     customer_who_consents(email="ada@example.com")
     campaign = make_campaign()
-    services.campaign_schedule(campaign=campaign, user=staff_user)
-    services.campaigns_dispatch_due()
+    campaigns.campaign_send_now(campaign=campaign, user=staff_user)
+    dispatch.campaigns_dispatch_due()
     delivery = Delivery.objects.get()
     assert "ada@example.com" in admin_client.get(f"/admin/marketing/delivery/{delivery.pk}/change/").content.decode()
     client = Client()
@@ -244,7 +252,7 @@ def test_a_sending_campaign_cannot_be_edited_and_a_stale_form_loses_nothing(
     page = admin_client.get(f"/admin/marketing/campaign/{campaign.pk}/change/").content.decode()
     assert 'name="_save"' in page
     grace = django_user_model.objects.create_user("grace", "grace@example.com", is_staff=True)
-    services.campaign_schedule(campaign=campaign, user=grace, at=campaign.created_at.replace(year=2099))
+    campaigns.campaign_schedule(campaign=campaign, user=grace, at=campaign.created_at.replace(year=2099))
     page = admin_client.get(f"/admin/marketing/campaign/{campaign.pk}/change/").content.decode()
     assert 'name="_save"' not in page
 
@@ -278,7 +286,7 @@ def test_a_draft_scheduled_while_its_form_is_being_saved_is_refused_as_a_form_er
     def scheduled_right_after_reading(self, request, object_id, from_field=None):
         draft = read_the_draft(self, request, object_id, from_field)
         if request.method == "POST" and draft.is_editable:
-            services.campaign_schedule(campaign=Campaign.objects.get(pk=campaign.pk), user=staff_user)
+            campaigns.campaign_send_now(campaign=Campaign.objects.get(pk=campaign.pk), user=staff_user)
         return draft
 
     monkeypatch.setattr(CampaignAdmin, "get_object", scheduled_right_after_reading)

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from customers.models import AccessLog
 from customers.services import customer_export
-from marketing import exports, services
+from marketing import campaigns, dispatch, exports, sending
 from marketing.models import Delivery, ExportLog, Suppression
 from tests.factories import CustomerFactory, RegistrationFactory
 
@@ -88,9 +88,9 @@ def test_the_data_export_lists_emails_sent_and_erasure_keeps_campaign_and_time_o
 ):
     ada = customer_who_consents(email="ada@example.com")
     campaign = make_campaign(subject="Spring news")
-    services.campaign_schedule(campaign=campaign, user=staff_user)
-    services.campaigns_dispatch_due()
-    services.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=services.LAST_ID)
+    campaigns.campaign_send_now(campaign=campaign, user=staff_user)
+    dispatch.campaigns_dispatch_due()
+    sending.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=dispatch.LAST_ID)
 
     section = customer_export(customer=ada)["marketing_emails"]
     assert [(s["campaign"], s["subject"]) for s in section] == [("Spring newsletter", "Spring news")]

@@ -5,7 +5,7 @@ the same handling of refusals, as one that does not.
 
 import pytest
 
-from marketing import services
+from marketing import campaigns, dispatch, sending, smtp
 from marketing.models import Delivery
 
 from .helpers import PipeliningHandler, SMTPServer, customer_who_consents
@@ -27,9 +27,9 @@ def test_a_pipelining_relay_gets_each_message_whole_and_refusals_are_handled_as_
     pipelining_smtp, make_campaign, staff_user, monkeypatch
 ):
     pipelined = []
-    original = services.Sender._send_pipelined
+    original = smtp.Sender._send_pipelined
     monkeypatch.setattr(
-        services.Sender, "_send_pipelined", lambda self, c, m: pipelined.append(m.recipient) or original(self, c, m)
+        smtp.Sender, "_send_pipelined", lambda self, c, m: pipelined.append(m.recipient) or original(self, c, m)
     )
     customer_who_consents(email="ada@example.com", first_name="Ada")
     customer_who_consents(email="grace@example.com", first_name="Grace")
@@ -41,10 +41,10 @@ def test_a_pipelining_relay_gets_each_message_whole_and_refusals_are_handled_as_
     }
     # A line starting with a dot must arrive with one dot (SMTP transparency).
     campaign = make_campaign(text_body="Hello {{ first_name }},\n.NET users: PhotoForge 5 runs on .NET 8.\n.")
-    services.campaign_schedule(campaign=campaign, user=staff_user)
-    services.campaigns_dispatch_due()
+    campaigns.campaign_send_now(campaign=campaign, user=staff_user)
+    dispatch.campaigns_dispatch_due()
 
-    services.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=services.LAST_ID)
+    sending.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=dispatch.LAST_ID)
 
     assert len(pipelined) == 4
     assert pipelining_smtp.handler.recipients() == ["ada@example.com", "grace@example.com"]

@@ -11,13 +11,13 @@ from urllib.parse import urlparse
 
 import pytest
 from django.core import mail
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection
 
 from common.logging import MaskEmailFilter
 from customers.models import Customer
 from customers.services import customer_erase
-from marketing import services, tasks
+from marketing import campaigns, dispatch, sending, tasks
 from marketing.models import Delivery
 
 from .helpers import customer_who_consents
@@ -35,15 +35,16 @@ def test_an_erased_customer_is_never_emailed_even_after_a_reimport_with_consent(
     customer_erase(customer=ada, staff_user=staff_user)
     path = tmp_path / "old-list.csv"
     path.write_text("email,consent_newsletter\nada@example.com,yes\n", encoding="utf-8")
-    out = io.StringIO()
-    call_command("import_customers", str(path), "--evidence", "Old list", "--no-progress", stdout=out)
-    assert "no consent was recorded" in out.getvalue()
-    assert Customer.objects.by_email("ada@example.com").get().pk != ada.pk
+    err = io.StringIO()
+    with pytest.raises(CommandError, match="nothing was imported"):
+        call_command("import_customers", str(path), "--evidence", "Old list", "--no-progress", stderr=err)
+    assert "row 2, email: a customer with this address asked for their data to be erased" in err.getvalue()
+    assert not Customer.objects.by_email("ada@example.com").exists()
 
     campaign = make_campaign()
-    services.campaign_schedule(campaign=campaign, user=staff_user)
-    services.campaigns_dispatch_due()
-    services.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=services.LAST_ID)
+    campaigns.campaign_send_now(campaign=campaign, user=staff_user)
+    dispatch.campaigns_dispatch_due()
+    sending.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=dispatch.LAST_ID)
 
     assert smtp.handler.recipients() == ["grace@example.com"]
     assert not Delivery.objects.filter(campaign=campaign, customer=ada).exists()
@@ -74,10 +75,10 @@ def test_the_worker_log_of_a_campaign_send_names_no_address(smtp, make_campaign,
     customer_who_consents(email="ada.lovelace@example.com", first_name="Ada")
     customer_who_consents(email="grace@example.com")
     campaign = make_campaign()
-    services.campaign_schedule(campaign=campaign, user=staff_user)
+    campaigns.campaign_send_now(campaign=campaign, user=staff_user)
 
-    tasks.dispatch_due_campaigns()
-    result = tasks.send_batch(campaign.pk, 0, services.LAST_ID)
+    tasks.campaigns_dispatch_due()
+    result = tasks.deliveries_send_batch(campaign.pk, 0, dispatch.LAST_ID)
 
     assert result["sent"] == 2
     log = site_log.getvalue()

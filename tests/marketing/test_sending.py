@@ -13,7 +13,7 @@ from django.utils import timezone
 from consents.models import ConsentEvent, Source
 from consents.services import consent_withdraw
 from customers.models import Customer
-from marketing import services, sql
+from marketing import campaigns, dispatch, selectors, sending, sql, suppression, tasks
 from marketing.models import Campaign, Delivery, Suppression
 from tests.factories import CustomerFactory
 
@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager_celery")]
 
 def schedule_now(campaign, user, capture):
     with capture(execute=True):
-        services.campaign_schedule(campaign=campaign, user=user)
+        tasks.work_enqueue(campaigns.campaign_send_now(campaign=campaign, user=user))
     campaign.refresh_from_db()
 
 
@@ -40,7 +40,7 @@ def test_only_customers_who_consent_now_receive_the_campaign(
     erin.erased_at = timezone.now()
     erin.save()
     frank = customer_who_consents(email="frank@example.com")
-    services.suppression_add(email="  FRANK@example.com ", reason=Suppression.Reason.COMPLAINT)
+    suppression.suppression_add(email="  FRANK@example.com ", reason=Suppression.Reason.COMPLAINT)
     campaign = make_campaign()
 
     # when
@@ -53,19 +53,19 @@ def test_only_customers_who_consent_now_receive_the_campaign(
     assert (delivery.customer, delivery.status, delivery.attempts) == (ada, Delivery.Status.SENT, 1)
     assert delivery.message_id == smtp.handler.received()[0]["Message-ID"]
     assert not Delivery.objects.filter(customer=frank).exists()
-    assert services.campaign_status_counts(campaign)["sent"] == 1
+    assert selectors.campaign_status_counts(campaign)["sent"] == 1
 
 
 def test_a_customer_who_withdraws_after_scheduling_receives_nothing(smtp, make_campaign, staff_user):
     ada = customer_who_consents(email="ada@example.com")
     grace = customer_who_consents(email="grace@example.com")
     campaign = make_campaign()
-    services.campaign_schedule(campaign=campaign, user=staff_user)
-    services.campaigns_dispatch_due()
+    campaigns.campaign_send_now(campaign=campaign, user=staff_user)
+    dispatch.campaigns_dispatch_due()
     assert Delivery.objects.filter(campaign=campaign, status=Delivery.Status.QUEUED).count() == 2
 
     consent_withdraw(customer=grace, purpose=purpose("newsletter"), source=Source.PREFERENCE_PAGE)
-    services.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=services.LAST_ID)
+    sending.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=dispatch.LAST_ID)
 
     assert smtp.handler.recipients() == ["ada@example.com"]
     skipped = Delivery.objects.get(customer=grace)
@@ -82,12 +82,12 @@ def test_customers_who_left_at_the_head_of_the_queue_do_not_stop_the_batch(smtp,
     customer_who_consents(email="ada@example.com")
     customer_who_consents(email="grace@example.com")
     campaign = make_campaign()
-    services.campaign_schedule(campaign=campaign, user=staff_user)
-    services.campaigns_dispatch_due()
+    campaigns.campaign_send_now(campaign=campaign, user=staff_user)
+    dispatch.campaigns_dispatch_due()
 
     consent_withdraw(customer=first, purpose=purpose("newsletter"), source=Source.PREFERENCE_PAGE)
-    services.suppression_add(email=second.email, reason=Suppression.Reason.STAFF, user=staff_user)
-    result = services.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=services.LAST_ID)
+    suppression.suppression_add(email=second.email, reason=Suppression.Reason.STAFF, user=staff_user)
+    result = sending.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=dispatch.LAST_ID)
 
     assert sorted(smtp.handler.recipients()) == ["ada@example.com", "grace@example.com"]
     assert (result.sent, result.skipped) == (2, 2)
@@ -99,11 +99,11 @@ def test_an_address_suppressed_after_scheduling_receives_nothing(smtp, make_camp
     customer_who_consents(email="ada@example.com")
     grace = customer_who_consents(email="grace@example.com")
     campaign = make_campaign()
-    services.campaign_schedule(campaign=campaign, user=staff_user)
-    services.campaigns_dispatch_due()
+    campaigns.campaign_send_now(campaign=campaign, user=staff_user)
+    dispatch.campaigns_dispatch_due()
 
-    services.suppression_add(email="grace@example.com", reason=Suppression.Reason.STAFF, user=staff_user)
-    services.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=services.LAST_ID)
+    suppression.suppression_add(email="grace@example.com", reason=Suppression.Reason.STAFF, user=staff_user)
+    sending.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=dispatch.LAST_ID)
 
     assert smtp.handler.recipients() == ["ada@example.com"]
     skipped = Delivery.objects.get(customer=grace)
@@ -162,14 +162,14 @@ def test_dispatching_twice_and_redelivering_a_batch_send_no_second_message(smtp,
     customer_who_consents(email="ada@example.com")
     customer_who_consents(email="grace@example.com")
     campaign = make_campaign()
-    services.campaign_schedule(campaign=campaign, user=staff_user)
+    campaigns.campaign_send_now(campaign=campaign, user=staff_user)
 
-    assert services.campaigns_dispatch_due() == [campaign.pk]
-    assert services.campaigns_dispatch_due() == []
+    assert dispatch.campaigns_dispatch_due().campaign_ids == [campaign.pk]
+    assert dispatch.campaigns_dispatch_due().campaign_ids == []
     # Even forced, the INSERT … SELECT adds nothing for customers who already have a row.
     assert sql.insert_deliveries(campaign, timezone.now()) == 0
     for _ in range(3):  # the broker re-delivers the same batch
-        services.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=services.LAST_ID)
+        sending.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=dispatch.LAST_ID)
 
     assert smtp.handler.recipients() == ["ada@example.com", "grace@example.com"]
     assert Delivery.objects.filter(campaign=campaign).count() == 2
@@ -182,26 +182,26 @@ def test_pause_resume_and_cancel_never_send_a_message_twice(
     settings.MARKETING_CLAIM_SIZE = 2
     people = [customer_who_consents(email=f"reader{n}@example.com") for n in range(6)]
     campaign = make_campaign()
-    services.campaign_schedule(campaign=campaign, user=staff_user)
-    services.campaigns_dispatch_due()
+    campaigns.campaign_send_now(campaign=campaign, user=staff_user)
+    dispatch.campaigns_dispatch_due()
     first, second, third = sql.batch_starts(campaign.pk, 2)
 
     # The first batch sends, then staff pause: the next batch claims nothing.
-    services.deliveries_send_batch(campaign_id=campaign.pk, first_id=first, last_id=second - 1)
-    services.campaign_pause(campaign=campaign, user=staff_user)
-    services.deliveries_send_batch(campaign_id=campaign.pk, first_id=second, last_id=third - 1)
+    sending.deliveries_send_batch(campaign_id=campaign.pk, first_id=first, last_id=second - 1)
+    campaigns.campaign_pause(campaign=campaign, user=staff_user)
+    sending.deliveries_send_batch(campaign_id=campaign.pk, first_id=second, last_id=third - 1)
     assert len(smtp.handler.messages) == 2
 
     # Resume continues with the queued rows only (every batch is enqueued again).
     with django_capture_on_commit_callbacks(execute=True):
-        services.campaign_resume(campaign=campaign, user=staff_user)
+        tasks.work_enqueue(campaigns.campaign_resume(campaign=campaign, user=staff_user))
     assert len(smtp.handler.messages) == 6
     assert smtp.handler.recipients() == sorted(p.email for p in people)
 
     # Cancel after the end changes nothing already sent; batches re-run send nothing.
-    with pytest.raises(services.CampaignActionRefused):
-        services.campaign_cancel(campaign=campaign, user=staff_user)
-    services.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=services.LAST_ID)
+    with pytest.raises(campaigns.CampaignActionRefused):
+        campaigns.campaign_cancel(campaign=campaign, user=staff_user)
+    sending.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=dispatch.LAST_ID)
     assert len(smtp.handler.messages) == 6
 
 
@@ -209,16 +209,16 @@ def test_cancel_skips_what_is_queued_and_sends_nothing_more(smtp, make_campaign,
     for n in range(3):
         customer_who_consents(email=f"reader{n}@example.com")
     campaign = make_campaign()
-    services.campaign_schedule(campaign=campaign, user=staff_user)
-    services.campaigns_dispatch_due()
+    campaigns.campaign_send_now(campaign=campaign, user=staff_user)
+    dispatch.campaigns_dispatch_due()
 
-    services.campaign_cancel(campaign=campaign, user=staff_user)
-    services.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=services.LAST_ID)
+    campaigns.campaign_cancel(campaign=campaign, user=staff_user)
+    sending.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=dispatch.LAST_ID)
 
     assert smtp.handler.messages == []
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.CANCELLED
-    assert services.campaign_status_counts(campaign)["skipped"] == 3
+    assert selectors.campaign_status_counts(campaign)["skipped"] == 3
     assert set(Delivery.objects.values_list("skip_reason", flat=True)) == {Delivery.SkipReason.CANCELLED}
     assert campaign.actions.filter(action="cancelled", staff_user=staff_user).exists()
 
@@ -230,24 +230,24 @@ def test_a_worker_that_dies_mid_batch_leaves_no_duplicate_and_its_rows_become_un
     for n in range(5):
         customer_who_consents(email=f"reader{n}@example.com")
     campaign = make_campaign()
-    services.campaign_schedule(campaign=campaign, user=staff_user)
-    services.campaigns_dispatch_due()
+    campaigns.campaign_send_now(campaign=campaign, user=staff_user)
+    dispatch.campaigns_dispatch_due()
     # A worker claims two rows and dies before sending or marking them.
-    claimed = sql.claim(campaign=campaign, first_id=0, last_id=services.LAST_ID, limit=2, now=timezone.now())
+    claimed = sql.claim(campaign=campaign, first_id=0, last_id=dispatch.LAST_ID, limit=2, now=timezone.now())
     assert len(claimed) == 2
 
     # The broker re-delivers the batch to another worker: it sends the other three only.
-    services.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=services.LAST_ID)
+    sending.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=dispatch.LAST_ID)
     assert len(smtp.handler.messages) == 3
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.SENDING  # two rows are still "sending"
 
     # Later the sweep marks them unknown; they are never sent, and the campaign is done.
     later = timezone.now() + settings.MARKETING_SENDING_TIMEOUT + timedelta(seconds=1)
-    assert services.campaigns_tick(now=later) == {"unknown": 2, "dispatched": 0, "requeued": 0, "finished": 1}
-    services.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=services.LAST_ID)
+    assert dispatch.campaigns_tick(now=later).counts == {"unknown": 2, "dispatched": 0, "requeued": 0, "finished": 1}
+    sending.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=dispatch.LAST_ID)
     assert len(smtp.handler.messages) == 3
-    counts = services.campaign_status_counts(campaign)
+    counts = selectors.campaign_status_counts(campaign)
     assert (counts["sent"], counts["unknown"]) == (3, 2)
     assert set(Delivery.objects.filter(pk__in=claimed).values_list("status", flat=True)) == {"unknown"}
     campaign.refresh_from_db()
@@ -265,10 +265,10 @@ def test_smtp_errors_retry_transient_fail_permanent_and_suppress_missing_mailbox
         "policy@example.com": "554 5.7.1 Message rejected by policy",
     }
     campaign = make_campaign()
-    services.campaign_schedule(campaign=campaign, user=staff_user)
-    services.campaigns_dispatch_due()
+    campaigns.campaign_send_now(campaign=campaign, user=staff_user)
+    dispatch.campaigns_dispatch_due()
 
-    result = services.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=services.LAST_ID)
+    result = sending.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=dispatch.LAST_ID)
 
     assert smtp.handler.recipients() == ["ada@example.com"]
     assert result.retry_in == 60
@@ -283,15 +283,15 @@ def test_smtp_errors_retry_transient_fail_permanent_and_suppress_missing_mailbox
     # The server recovers; the retry comes when the backoff has passed and sends once.
     smtp.handler.replies = {}
     Delivery.objects.filter(pk=retry.pk).update(next_attempt_at=timezone.now())
-    services.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=services.LAST_ID)
+    sending.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=dispatch.LAST_ID)
     assert smtp.handler.recipients() == ["ada@example.com", "busy@example.com"]
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.SENT
 
     # The missing mailbox is suppressed for every later campaign, whatever its consent.
     later = make_campaign(name="Summer newsletter")
-    services.campaign_schedule(campaign=later, user=staff_user)
-    services.campaigns_dispatch_due()
+    campaigns.campaign_send_now(campaign=later, user=staff_user)
+    dispatch.campaigns_dispatch_due()
     assert not Delivery.objects.filter(campaign=later, customer=gone).exists()
 
 
@@ -302,17 +302,17 @@ def test_a_lost_server_puts_the_rows_back_and_gives_up_after_the_maximum(make_ca
     ada = customer_who_consents(email="ada@example.com")
     customer_who_consents(email="grace@example.com")
     campaign = make_campaign()
-    services.campaign_schedule(campaign=campaign, user=staff_user)
-    services.campaigns_dispatch_due()
+    campaigns.campaign_send_now(campaign=campaign, user=staff_user)
+    dispatch.campaigns_dispatch_due()
 
-    services.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=services.LAST_ID)
+    sending.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=dispatch.LAST_ID)
     first = Delivery.objects.get(customer=ada)
     assert (first.status, first.attempts) == (Delivery.Status.QUEUED, 1)
     assert Delivery.objects.exclude(customer=ada).get().attempts == 0  # never tried: released uncounted
 
     for _ in range(3):
         Delivery.objects.update(next_attempt_at=timezone.now())
-        services.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=services.LAST_ID)
+        sending.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=dispatch.LAST_ID)
     assert set(Delivery.objects.values_list("status", flat=True)) == {Delivery.Status.FAILED}
     assert "gave up after 2 attempts" in Delivery.objects.get(customer=ada).last_error
 
@@ -324,11 +324,11 @@ def test_under_a_send_rate_a_batch_sends_every_message_and_no_more_per_second_th
     settings.MARKETING_RATE_LIMIT_REDIS_URL = ""  # this process counts for itself
     readers = [customer_who_consents(email=f"reader{n}@example.com") for n in range(6)]
     campaign = make_campaign()
-    services.campaign_schedule(campaign=campaign, user=staff_user)
-    services.campaigns_dispatch_due()
+    campaigns.campaign_send_now(campaign=campaign, user=staff_user)
+    dispatch.campaigns_dispatch_due()
     time.sleep(1 - time.time() % 1 + 0.01)  # start with a whole window, so the sends stay inside it
 
-    result = services.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=services.LAST_ID)
+    result = sending.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=dispatch.LAST_ID)
 
     assert result.sent == 6
     assert smtp.handler.recipients() == sorted(r.email for r in readers)
@@ -340,7 +340,7 @@ def test_under_a_send_rate_a_batch_sends_every_message_and_no_more_per_second_th
 
 
 def test_under_a_send_rate_a_claim_takes_about_one_seconds_worth(settings):
-    from marketing.services import claim_size
+    from marketing.sending import claim_size
 
     settings.MARKETING_CLAIM_SIZE = 50
     settings.MARKETING_SEND_RATE = 0

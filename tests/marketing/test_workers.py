@@ -13,7 +13,7 @@ from django.db import connection, transaction
 
 from consents.models import Source
 from consents.services import consent_withdraw
-from marketing import services, sql
+from marketing import campaigns, dispatch, sending, sql, tasks
 from marketing.models import Campaign, Delivery
 from marketing.ratelimit import RedisRateLimiter
 
@@ -40,15 +40,15 @@ def test_a_real_worker_sends_a_scheduled_campaign_once_to_each_consenting_custom
     campaign = make_campaign()
     consent_withdraw(customer=withdrew, purpose=purpose("newsletter"), source=Source.PREFERENCE_PAGE)
 
-    services.campaign_schedule(campaign=campaign, user=staff_user)  # dispatched at once, after commit
+    tasks.work_enqueue(campaigns.campaign_send_now(campaign=campaign, user=staff_user))  # dispatched at once
 
     assert wait_for(lambda: Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.SENT)
     assert smtp.handler.recipients() == sorted(r.email for r in readers)
     # A beat tick later, and a batch the broker hands out again, send nothing more.
-    from marketing.tasks import campaigns_tick, send_batch
+    from marketing.tasks import campaigns_tick, deliveries_send_batch
 
     campaigns_tick.delay()
-    send_batch.delay(campaign.pk, 0, services.LAST_ID)
+    deliveries_send_batch.delay(campaign.pk, 0, dispatch.LAST_ID)
     time.sleep(2)
     assert len(smtp.handler.messages) == 5
     assert Delivery.objects.filter(campaign=campaign, status="sent").count() == 5
@@ -115,7 +115,7 @@ def test_an_allowance_given_back_after_its_window_leaves_no_key_behind(settings)
 def test_two_dispatchers_never_both_take_a_campaign(make_campaign, staff_user):
     customer_who_consents(email="ada@example.com")
     campaign = make_campaign()
-    services.campaign_schedule(campaign=campaign, user=staff_user)
+    campaigns.campaign_send_now(campaign=campaign, user=staff_user)
     locked, release = threading.Event(), threading.Event()
 
     def other_scheduler():
@@ -129,11 +129,11 @@ def test_two_dispatchers_never_both_take_a_campaign(make_campaign, staff_user):
     thread.start()
     locked.wait(10)
     try:
-        assert services.campaigns_dispatch_due() == []  # SKIP LOCKED: not waiting, not taking it
+        assert dispatch.campaigns_dispatch_due().campaign_ids == []  # SKIP LOCKED: not waiting, not taking it
     finally:
         release.set()
         thread.join()
-    assert services.campaigns_dispatch_due() == [campaign.pk]
+    assert dispatch.campaigns_dispatch_due().campaign_ids == [campaign.pk]
     assert Delivery.objects.filter(campaign=campaign).count() == 1
 
 
@@ -143,13 +143,13 @@ def test_concurrent_copies_of_a_batch_send_each_message_once(smtp, make_campaign
     settings.MARKETING_CLAIM_SIZE = 3
     readers = [customer_who_consents(email=f"reader{n}@example.com") for n in range(20)]
     campaign = make_campaign()
-    services.campaign_schedule(campaign=campaign, user=staff_user)
-    services.campaigns_dispatch_due()
+    campaigns.campaign_send_now(campaign=campaign, user=staff_user)
+    dispatch.campaigns_dispatch_due()
     start = threading.Barrier(4)
 
     def worker():
         start.wait()
-        services.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=services.LAST_ID)
+        sending.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=dispatch.LAST_ID)
         connection.close()
 
     threads = [threading.Thread(target=worker) for _ in range(4)]
@@ -174,8 +174,8 @@ def test_a_withdrawal_does_not_wait_for_a_batch_that_waits_for_the_send_rate(
     settings.MARKETING_SEND_RATE = 1
     ada = customer_who_consents(email="ada@example.com")
     campaign = make_campaign()
-    services.campaign_schedule(campaign=campaign, user=staff_user)
-    services.campaigns_dispatch_due()
+    campaigns.campaign_send_now(campaign=campaign, user=staff_user)
+    dispatch.campaigns_dispatch_due()
     prefix = f"test:send-rate:{uuid.uuid4()}"
     if why_it_waits == "Redis is unreachable":
         limiter = RedisRateLimiter(f"redis://127.0.0.1:{free_port()}/0", 1, key_prefix=prefix)
@@ -192,11 +192,11 @@ def test_a_withdrawal_does_not_wait_for_a_batch_that_waits_for_the_send_rate(
         return take_allowance(*args, **kwargs)
 
     monkeypatch.setattr(limiter, "acquire", acquire)
-    monkeypatch.setattr(services, "send_rate_limiter", lambda: limiter)
+    monkeypatch.setattr(sending, "send_rate_limiter", lambda: limiter)
 
     def batch():
         try:
-            services.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=services.LAST_ID)
+            sending.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=dispatch.LAST_ID)
         finally:
             connection.close()
 

@@ -11,7 +11,7 @@ from django.contrib.auth.models import Group
 from django.db import connection
 from django.utils import timezone
 
-from consents.models import Purpose, Source
+from consents.models import DisclosurePurpose, Purpose, Source
 from consents.services import RequestMeta, consent_set, disclosure_record
 from customers.models import CustomerChange
 from customers.services import customer_email_change, customer_update, privacy_request_open
@@ -85,6 +85,7 @@ def augusta_with_a_full_history(*, support_user, privacy_officer):
         third_party=reseller,
         data_categories=["identity", "contact"],
         legal_basis="consent",
+        disclosure_purpose=DisclosurePurpose.objects.get(code="market_research"),
         purpose="Research interview",
         consent_event=given,
         disclosed_at=timezone.now() + timedelta(minutes=1),

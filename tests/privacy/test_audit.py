@@ -109,7 +109,7 @@ def two_histories(ada, support):
     """Ada and Grace: each record, registration and request changed; Ada's data went to a reseller."""
     from auditlog.context import set_actor
 
-    from consents.models import Purpose, Source
+    from consents.models import DisclosurePurpose, Purpose, Source
     from consents.services import consent_grant, disclosure_record
     from customers.services import privacy_request_open
     from tests.factories import RegistrationFactory, ResellerFactory
@@ -139,6 +139,7 @@ def two_histories(ada, support):
             third_party=ResellerFactory(name="Northwind Research"),
             data_categories=["contact"],
             legal_basis="consent",
+            disclosure_purpose=DisclosurePurpose.objects.get(code="market_research"),
             purpose="Research interview",
             consent_event=event,
         )

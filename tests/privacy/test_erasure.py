@@ -7,9 +7,10 @@ import io
 
 import pytest
 from django.core.exceptions import PermissionDenied
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from consents.models import Consent, ConsentEvent
+from customers.imports import ImportRefused, customers_import
 from customers.models import (
     ERASED_MARKER,
     AccessLog,
@@ -19,7 +20,7 @@ from customers.models import (
     RecipientNotification,
     email_hash,
 )
-from customers.services import AlreadyErased, ImportRefused, customer_erase, customers_import
+from customers.services import AlreadyErased, customer_erase
 from marketing.models import Suppression
 
 from .people import AUGUSTA, CONSENT_IP, CONSENT_USER_AGENT, LICENCE_KEY, OLD_EMAIL, text_columns_containing
@@ -142,9 +143,7 @@ def test_third_parties_that_received_her_data_are_listed_to_notify(client, offic
     assert "Paddle" in client.get("/admin/customers/recipientnotification/", {"state": "done"}).content.decode()
 
 
-def test_importing_the_erased_address_again_records_no_consent_and_says_so(
-    client, officer, augusta_and_request, tmp_path
-):
+def test_importing_the_erased_address_again_is_refused_with_the_reason(client, officer, augusta_and_request, tmp_path):
     augusta, request = augusta_and_request
     erase_in_admin(client, officer, augusta, request)
     path = tmp_path / "old-crm.csv"
@@ -154,16 +153,22 @@ def test_importing_the_erased_address_again_records_no_consent_and_says_so(
         "linus@example.com,Linus,yes,\n",
         encoding="utf-8",
     )
-    out = io.StringIO()
+    err = io.StringIO()
 
-    call_command("import_customers", str(path), "--evidence", "Old CRM export", "--no-progress", stdout=out)
+    with pytest.raises(CommandError, match="nothing was imported"):
+        call_command(
+            "import_customers",
+            str(path),
+            "--evidence",
+            "Old CRM export",
+            "--no-progress",
+            stdout=io.StringIO(),
+            stderr=err,
+        )
 
-    output = out.getvalue()
-    assert "1 rows with consent not recorded (address erased)" in output
-    assert "was erased; no consent was recorded" in output
-    returned = Customer.objects.by_email(AUGUSTA["email"]).get()
-    assert not ConsentEvent.objects.filter(customer=returned).exists()
-    assert ConsentEvent.objects.filter(customer__email="linus@example.com", granted=True).count() == 1
+    assert "row 2, email: a customer with this address asked for their data to be erased" in err.getvalue()
+    assert not Customer.objects.by_email(AUGUSTA["email"]).exists()
+    assert not Customer.objects.by_email("linus@example.com").exists()
 
 
 def test_only_a_privacy_officer_may_erase(client, support, augusta_and_request):

@@ -4,7 +4,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from customers.services import ImportRefused, customers_import, read_csv
+from customers.imports import ImportIncomplete, ImportRefused, customers_import, read_csv
 
 
 class Command(BaseCommand):
@@ -20,6 +20,11 @@ class Command(BaseCommand):
             "--update", action="store_true", help="update existing customers matched by email instead of refusing them"
         )
         parser.add_argument(
+            "--clear-blank",
+            action="store_true",
+            help="with --update, a blank cell clears the field (without it, a blank cell leaves the field as it is)",
+        )
+        parser.add_argument(
             "--evidence",
             default="",
             help="how the consent in consent_<purpose> columns was obtained (stored with every consent event)",
@@ -28,6 +33,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         path = Path(options["file"])
+        if options["clear_blank"] and not options["update"]:
+            raise CommandError("--clear-blank only applies to an --update import; nothing was imported")
         try:
             text = path.read_text(encoding="utf-8-sig")
         except FileNotFoundError:
@@ -39,9 +46,16 @@ class Command(BaseCommand):
         except OSError as error:  # a folder, no permission, a device error
             raise CommandError(f"{path}: cannot be read ({error.strerror or error}); nothing was imported") from None
         try:
-            headers, rows = read_csv(text)
+            csv_file = read_csv(text)
         except csv.Error as error:  # e.g. a field longer than the csv module accepts
             raise CommandError(f"{path}: not a readable CSV file ({error}); nothing was imported") from None
+        except ImportRefused as refused:
+            for error in refused.errors:
+                self.stderr.write(str(error))
+            raise CommandError(f"{len(refused.errors)} problem(s) in {path}; nothing was imported.") from None
+        headers, rows = csv_file.headers, csv_file.rows
+        if csv_file.delimiter != ",":
+            self.stdout.write(f"{path}: read as {csv_file.delimiter_name}-separated values.")
         if not rows:
             raise CommandError(f"{path}: no rows below the header; nothing was imported")
         show = not options["no_progress"] and len(rows) >= 1000
@@ -54,6 +68,7 @@ class Command(BaseCommand):
                 headers=headers,
                 rows=rows,
                 update=options["update"],
+                clear_blank=options["clear_blank"],
                 options={"evidence": options["evidence"].strip()},
                 progress=progress,
             )
@@ -61,6 +76,8 @@ class Command(BaseCommand):
             for error in refused.errors:
                 self.stderr.write(str(error))
             raise CommandError(f"{len(refused.errors)} problem(s) in {path}; nothing was imported.") from None
+        except ImportIncomplete as incomplete:
+            raise CommandError(f"{path}: {incomplete}") from None
         summary = f"Imported {path}: {report.created} created, {report.updated} updated, {report.unchanged} unchanged."
         if report.counters:
             summary += " " + ", ".join(f"{v} {k}" for k, v in sorted(report.counters.items())) + "."

@@ -1,0 +1,22 @@
+"""The suppression list: addresses that never receive marketing mail again, whatever their consent."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+
+from common.logging import mask_emails
+from customers.models import email_hash
+
+from .models import Suppression
+
+
+def suppression_add(*, email: str, reason: str, user: AbstractBaseUser | None = None, note: str = "") -> Suppression:
+    """
+    Never send marketing to this address again. Only its hash is kept, so it outlives erasure;
+    the note is masked too (a bounce's note quotes the server's reply, which names the address).
+    """
+    suppression, _created = Suppression.objects.get_or_create(
+        address_hash=email_hash(email),
+        defaults={"reason": reason, "created_by": user, "note": mask_emails(note)[:500]},
+    )
+    return suppression
