@@ -4,8 +4,8 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-BEFORE = [("consents", "0004_consent_history_in_decision_order")]
-AFTER = [("consents", "0006_disclosure_purpose_required")]
+BEFORE = [("consents", "0005_consent_history_in_decision_order")]
+AFTER = [("consents", "0007_disclosure_purpose_required")]
 
 
 def migrate(targets):

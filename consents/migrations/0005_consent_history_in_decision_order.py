@@ -4,7 +4,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     """A customer's ledger reads in the order decisions were made; two unused choices go."""
 
-    dependencies = [("consents", "0003_ledger_guard_trigger")]
+    dependencies = [("consents", "0004_ledger_guard_pgtrigger")]
 
     operations = [
         migrations.AlterModelOptions(

@@ -48,7 +48,7 @@ def create_and_assign(apps, schema_editor):
 class Migration(migrations.Migration):
     """Disclosures name what they are for, and each purpose of disclosure the consent it needs."""
 
-    dependencies = [("consents", "0004_consent_history_in_decision_order")]
+    dependencies = [("consents", "0005_consent_history_in_decision_order")]
 
     operations = [
         migrations.CreateModel(

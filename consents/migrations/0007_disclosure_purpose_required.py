@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     # A migration of its own: PostgreSQL cannot alter a table with the previous one's updates
     # still pending their foreign-key checks in the same transaction.
-    dependencies = [("consents", "0005_disclosure_purposes")]
+    dependencies = [("consents", "0006_disclosure_purposes")]
 
     operations = [
         migrations.AlterField(
