@@ -164,9 +164,9 @@ def test_the_history_lists_decisions_in_the_order_they_were_made(client, admin_u
     # the customer page's ledger: latest made first
     client.force_login(admin_user)
     page = client.get(f"/admin/customers/customer/{wendy.pk}/change/").content.decode()
-    ledger_days = re.findall(r'class="field-occurred_at">\s*<p>([^<]*)</p>', page)
+    ledger_days = re.findall(r'class="field-decided">\s*<p>([^<]*)', page)
     assert len(ledger_days) == 3
-    assert [day.split(",")[0] for day in ledger_days] == ["Nov. 20", "March 3", "Jan. 10"]
+    assert [day.split(",")[0] for day in ledger_days] == ["20 Nov 2026", "3 Mar 2025", "10 Jan 2025"]
 
 
 # The staff form
