@@ -310,6 +310,12 @@ CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"
 # Product settings.
 MONEY_BACK_DAYS = env.int("MONEY_BACK_DAYS", default=30)
 PREFERENCE_LINK_MAX_AGE = timedelta(days=env.int("PREFERENCE_LINK_MAX_AGE_DAYS", default=7))
+# The preference link lets one see and change consent and correct ordinary details. Downloading
+# one's data, changing the address and asking for erasure need a fresh link mailed to the
+# address on file, valid this long; a confirmation link for a new address lasts as long.
+SENSITIVE_LINK_MAX_AGE = timedelta(minutes=env.int("SENSITIVE_LINK_MAX_AGE_MINUTES", default=60))
+# How long the old address can undo a change of address.
+EMAIL_CHANGE_UNDO_PERIOD = timedelta(days=env.int("EMAIL_CHANGE_UNDO_DAYS", default=14))
 RETENTION_IP_DAYS = env.int("RETENTION_IP_DAYS", default=180)
 
 # --- consents: preference centre ---------------------------------------------------------

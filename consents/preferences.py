@@ -1,7 +1,8 @@
 """
-The preference centre's services: saving a customer's choices, mailing preference links and
-email-change confirmations, and the rate limit on "email me my link". Views and tasks call
-these; every consent change still goes through consents.services.consent_set.
+The preference centre's services: saving a customer's choices, mailing preference links,
+sensitive-action links and the messages of a change of address, and the rate limit on
+"email me my link". Views and tasks call these; every consent change still goes through
+consents.services.consent_set.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django_ratelimit.core import is_ratelimited
 
-from customers.models import Customer, normalise_email
+from customers.email_changes import email_change_confirmation_issue, email_change_undo_issue
+from customers.models import Customer, PendingEmailChange
 
 from .models import ConsentEvent, Source
 from .selectors import PurposeState, consent_states
 from .services import RequestMeta, consent_set
-from .tokens import make_email_change_token, preference_url
+from .tokens import SensitiveAction, preference_url, sensitive_url
 
 
 def preferences_save(
@@ -88,21 +90,60 @@ def preference_link_send(*, email: str) -> bool:
     return True
 
 
-def email_change_confirmation_send(*, customer: Customer, new_email: str) -> None:
-    """Mail the new address a link that, once followed, moves the customer to it."""
-    token = make_email_change_token(customer, normalise_email(new_email))
-    context = {
+def _mail_context(customer: Customer, **extra) -> dict:
+    return {
         "customer": customer,
-        "new_email": normalise_email(new_email),
-        "url": settings.SITE_URL + reverse("consents:email_confirm", args=[token]),
-        "max_age_days": settings.PREFERENCE_LINK_MAX_AGE.days,
         "company_name": settings.COMPANY_NAME,
         "company_postal_address": settings.COMPANY_POSTAL_ADDRESS,
+        "max_age_minutes": int(settings.SENSITIVE_LINK_MAX_AGE.total_seconds() // 60),
+        **extra,
     }
+
+
+def sensitive_link_send(*, customer: Customer, action: SensitiveAction) -> None:
+    """
+    Mail the address on file a fresh, short-lived link for one sensitive action. Only the
+    mailbox of the address on file receives it, so a forwarded marketing email (whose link
+    opens the preference page) does not reach the data export or the address change.
+    """
+    context = _mail_context(customer, url=sensitive_url(customer, action), action=action.label)
+    EmailMessage(
+        subject=f"Your link to {action.label} at {settings.COMPANY_NAME}",
+        body=render_to_string("consents/email/sensitive_link.txt", context),
+        to=[customer.email],
+    ).send()
+
+
+def email_change_confirmation_send(*, change: PendingEmailChange) -> None:
+    """Mail the new address a link that, once followed, moves the customer to it."""
+    token = email_change_confirmation_issue(change=change)
+    context = _mail_context(
+        change.customer,
+        new_email=change.new_email,
+        url=settings.SITE_URL + reverse("consents:email_confirm", args=[token]),
+    )
     EmailMessage(
         subject=f"Confirm your new email address for {settings.COMPANY_NAME}",
         body=render_to_string("consents/email/email_change.txt", context),
-        to=[normalise_email(new_email)],
+        to=[change.new_email],
+    ).send()
+
+
+def email_change_notice_send(*, change: PendingEmailChange) -> None:
+    """Tell the old address that the customer moved, with a link that takes the move back."""
+    token = email_change_undo_issue(change=change)
+    context = _mail_context(
+        change.customer,
+        old_email=change.old_email,
+        new_email=change.new_email,
+        changed_at=change.used_at,
+        undo_days=settings.EMAIL_CHANGE_UNDO_PERIOD.days,
+        url=settings.SITE_URL + reverse("consents:email_undo", args=[token]),
+    )
+    EmailMessage(
+        subject=f"Your email address at {settings.COMPANY_NAME} was changed",
+        body=render_to_string("consents/email/email_change_notice.txt", context),
+        to=[change.old_email],
     ).send()
 
 

@@ -6,9 +6,10 @@ from collections.abc import Callable
 
 from celery import shared_task
 
-from customers.models import Customer
+from customers.models import Customer, PendingEmailChange
 
 from . import preferences
+from .tokens import SensitiveAction
 
 logger = logging.getLogger(__name__)
 
@@ -45,11 +46,33 @@ def send_preference_link(email: str) -> None:
 
 
 @shared_task(autoretry_for=(OSError,), retry_backoff=30, retry_backoff_max=600, max_retries=5)
-def send_email_change_confirmation(customer_public_id: str, new_email: str) -> None:
+def send_sensitive_link(customer_public_id: str, action: str) -> None:
     customer = Customer.objects.not_erased().filter(public_id=customer_public_id).first()
-    if customer is None:
+    if customer is None or action not in SensitiveAction.values:
         return
     _send_once_if_refused(
-        lambda: preferences.email_change_confirmation_send(customer=customer, new_email=new_email),
-        "address confirmation email",
+        lambda: preferences.sensitive_link_send(customer=customer, action=SensitiveAction(action)),
+        "link for a sensitive action",
     )
+
+
+# The two messages of a change of address take the change's id, not a token: each token is
+# made when its message is sent, so no link waits in the queue.
+
+
+@shared_task(autoretry_for=(OSError,), retry_backoff=30, retry_backoff_max=600, max_retries=5)
+def send_email_change_confirmation(change_id: int) -> None:
+    change = PendingEmailChange.objects.select_related("customer").filter(pk=change_id, used_at__isnull=True).first()
+    if change is None or change.customer.is_erased:
+        return
+    _send_once_if_refused(
+        lambda: preferences.email_change_confirmation_send(change=change), "address confirmation email"
+    )
+
+
+@shared_task(autoretry_for=(OSError,), retry_backoff=30, retry_backoff_max=600, max_retries=5)
+def send_email_change_notice(change_id: int) -> None:
+    change = PendingEmailChange.objects.select_related("customer").filter(pk=change_id, undone_at__isnull=True).first()
+    if change is None or change.customer.is_erased:
+        return
+    _send_once_if_refused(lambda: preferences.email_change_notice_send(change=change), "address change notice")

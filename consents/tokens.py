@@ -1,48 +1,57 @@
 """
-Signed links to a customer's preference page. The token names the customer's public
-UUID (never a row id), is signed with its own salt and expires after
-PREFERENCE_LINK_MAX_AGE.
+Signed links of the preference centre, built on common.tokens. Two kinds:
+
+- the preference link (in every marketing email and sent on request): it opens the page to
+  see and change consent and to correct ordinary details, for PREFERENCE_LINK_MAX_AGE;
+- the sensitive link, mailed to the address on file when the customer asks for it on the
+  page: it allows one named action (download the data, change the address, ask for erasure)
+  for SENSITIVE_LINK_MAX_AGE, and carries a nonce so that an action that changes something
+  can use it once.
+
+Both carry the customer's link generation: a change of address makes every earlier one stop
+working. A tampered, expired, superseded or wrong-kind token raises a typed BadToken.
 """
 
+from __future__ import annotations
+
+import secrets
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.conf import settings
-from django.core import signing
+from django.db import models
 from django.urls import reverse
 
+from common.tokens import BadToken, SignedLink, TokenInvalid, TokenUnknown, sign, unsign
 from customers.models import Customer
 
+__all__ = ["BadToken", "SensitiveAction", "SensitiveLink"]
+
 PREFERENCE_SALT = "consents.preference-link"
-EMAIL_CHANGE_SALT = "consents.email-change"
+SENSITIVE_SALT = "consents.sensitive-link"
 
 
-class BadToken(Exception):
-    """Tampered, expired, or naming no customer. `expired` tells the page which to say."""
+class SensitiveAction(models.TextChoices):
+    # The label completes "We sent you a link to ...".
+    EXPORT = "export", "download your data"
+    EMAIL = "email", "change your email address"
+    ERASE = "erase", "delete your data"
 
-    def __init__(self, message: str, *, expired: bool = False):
-        super().__init__(message)
-        self.expired = expired
+
+@dataclass(frozen=True)
+class SensitiveLink:
+    customer: Customer
+    action: SensitiveAction
+    nonce: str
 
 
 def make_preference_token(customer: Customer) -> str:
-    return signing.dumps({"c": str(customer.public_id)}, salt=PREFERENCE_SALT, compress=True)
+    return sign(salt=PREFERENCE_SALT, public_id=customer.public_id, generation=customer.link_generation)
 
 
 def preference_url(customer: Customer) -> str:
     return settings.SITE_URL + reverse("consents:preferences", args=[make_preference_token(customer)])
-
-
-def _loads(token: str, *, salt: str, max_age) -> dict:
-    try:
-        data = signing.loads(token, salt=salt, max_age=max_age)
-    except signing.SignatureExpired as error:
-        raise BadToken("This link has expired.", expired=True) from error
-    except signing.BadSignature as error:
-        raise BadToken("This link is not valid.") from error
-    if not isinstance(data, dict):
-        raise BadToken("This link is not valid.")
-    return data
 
 
 # Reads a customer who is not erased by public ID, or None.
@@ -54,29 +63,39 @@ def customer_from_preference_token(token: str, *, lookup: CustomerLookup | None 
     The customer a preference link names. `lookup` reads a customer who is not erased by
     public ID, or None (default: a plain query; a page may read more with the customer).
     """
-    data = _loads(token, salt=PREFERENCE_SALT, max_age=settings.PREFERENCE_LINK_MAX_AGE)
-    return _customer(data.get("c"), lookup)
+    link = unsign(token, salt=PREFERENCE_SALT, max_age=settings.PREFERENCE_LINK_MAX_AGE)
+    return _customer(link, lookup)
 
 
-def make_email_change_token(customer: Customer, new_email: str) -> str:
-    return signing.dumps({"c": str(customer.public_id), "e": new_email}, salt=EMAIL_CHANGE_SALT, compress=True)
+def make_sensitive_token(customer: Customer, action: SensitiveAction) -> str:
+    return sign(
+        salt=SENSITIVE_SALT,
+        public_id=customer.public_id,
+        generation=customer.link_generation,
+        a=str(action),
+        n=secrets.token_hex(8),
+    )
 
 
-def read_email_change_token(token: str) -> tuple[Customer, str]:
-    data = _loads(token, salt=EMAIL_CHANGE_SALT, max_age=settings.PREFERENCE_LINK_MAX_AGE)
-    return _customer(data.get("c")), str(data.get("e") or "")
+def sensitive_url(customer: Customer, action: SensitiveAction) -> str:
+    return settings.SITE_URL + reverse("consents:sensitive", args=[make_sensitive_token(customer, action)])
+
+
+def read_sensitive_token(token: str) -> SensitiveLink:
+    link = unsign(token, salt=SENSITIVE_SALT, max_age=settings.SENSITIVE_LINK_MAX_AGE)
+    action, nonce = link.fields.get("a"), link.fields.get("n")
+    if action not in SensitiveAction.values or not isinstance(nonce, str) or not nonce:
+        raise TokenInvalid()
+    return SensitiveLink(customer=_customer(link), action=SensitiveAction(action), nonce=nonce)
 
 
 def _live_customer(public_id: uuid.UUID) -> Customer | None:
     return Customer.objects.filter(public_id=public_id, erased_at__isnull=True).first()
 
 
-def _customer(public_id, lookup: CustomerLookup | None = None) -> Customer:
-    try:
-        key = uuid.UUID(str(public_id))
-    except ValueError as error:
-        raise BadToken("This link is not valid.") from error
-    customer = (lookup or _live_customer)(key)
+def _customer(link: SignedLink, lookup: CustomerLookup | None = None) -> Customer:
+    customer = (lookup or _live_customer)(link.public_id)
     if customer is None:
-        raise BadToken("This link does not lead to a customer record.")
+        raise TokenUnknown()
+    link.check_generation(customer.link_generation)
     return customer

@@ -18,10 +18,11 @@ urlpatterns = [
     path("", views.request_link, name="request_link"),
     path("policy/", views.policy, name="policy"),
     *token_path("email/<str:token>", views.email_confirm, "email_confirm"),
+    *token_path("email-undo/<str:token>", views.email_undo, "email_undo"),
+    *token_path("secure/<str:token>", views.sensitive, "sensitive"),
     *token_path("<str:token>", views.preferences, "preferences"),
     *token_path("<str:token>/unsubscribe-all", views.unsubscribe_all, "unsubscribe_all"),
     *token_path("<str:token>/details", views.details, "details"),
-    *token_path("<str:token>/email", views.email_change, "email_change"),
-    *token_path("<str:token>/export", views.export, "export"),
-    *token_path("<str:token>/erase", views.erasure_request, "erasure_request"),
+    # "Email me a link to ...": the link for one sensitive action goes to the address on file.
+    *token_path("<str:token>/send-link/<str:action>", views.sensitive_link_request, "sensitive_link_request"),
 ]

@@ -25,8 +25,16 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from common.client import client_ip_for_limits
 from common.prepared import PreparedQuery
-from customers.models import Customer, PrivacyRequest
-from customers.services import customer_email_change, customer_update, privacy_request_open
+from common.tokens import BadToken, TokenExpired, TokenSuperseded, TokenUnknown, TokenUsed
+from customers.email_changes import (
+    email_change_by_token,
+    email_change_by_undo_token,
+    email_change_confirm,
+    email_change_request,
+    email_change_undo,
+)
+from customers.models import Customer, PendingEmailChange, PrivacyRequest
+from customers.services import customer_update, privacy_request_open
 
 from . import exports, tasks
 from .forms import DetailsForm, EmailChangeForm, LinkRequestForm, PreferencesForm
@@ -35,11 +43,12 @@ from .preferences import preferences_save, rate_limit_hit
 from .selectors import PurposeState, consent_states
 from .services import RequestMeta, consent_withdraw_all_marketing
 from .tokens import (
-    BadToken,
     CustomerLookup,
+    SensitiveAction,
+    SensitiveLink,
     customer_from_preference_token,
     make_preference_token,
-    read_email_change_token,
+    read_sensitive_token,
 )
 
 
@@ -70,13 +79,22 @@ def token_page(view=None, *, lookup: CustomerLookup | None = None):
 
 def bad_link(request: HttpRequest, error: BadToken) -> HttpResponse:
     # A link naming no customer (erased, or never existed) is "not found"; a tampered,
-    # expired or wrong-kind link is a bad request. Both pages offer a fresh link.
-    unknown = not error.expired and "does not lead" in str(error)
+    # expired, used, superseded or wrong-kind link is a bad request. Every page offers a
+    # fresh link.
+    kind = "invalid"
+    for error_type, name in (
+        (TokenExpired, "expired"),
+        (TokenUnknown, "unknown"),
+        (TokenSuperseded, "superseded"),
+        (TokenUsed, "used"),
+    ):
+        if isinstance(error, error_type):
+            kind = name
     return render(
         request,
         "consents/bad_link.html",
-        {"expired": error.expired, "unknown": unknown, "form": LinkRequestForm(), "error": str(error)},
-        status=404 if unknown else 400,
+        {"kind": kind, "form": LinkRequestForm(), "error": str(error)},
+        status=404 if kind == "unknown" else 400,
     )
 
 
@@ -163,7 +181,6 @@ def _page(
     token: str,
     *,
     preferences_form: PreferencesForm | None = None,
-    email_form: EmailChangeForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
     # The details form (country, language and currency lists: hundreds of options) has its
@@ -177,7 +194,8 @@ def _page(
             "token": token,
             "preferences_form": preferences_form or PreferencesForm(choices=choices),
             "details": _details_summary(customer),
-            "email_field": email_form["new_email"].as_field_group() if email_form else _blank_email_field(),
+            "sensitive_actions": SensitiveAction,
+            "sensitive_minutes": _sensitive_minutes(),
             "states": PurposeState,
             "erasure_request": PrivacyRequest.objects.get(pk=customer.open_erasure_id)
             if customer.open_erasure_id
@@ -188,10 +206,8 @@ def _page(
     )
 
 
-@functools.cache
-def _blank_email_field() -> str:
-    """The empty "new email address" field: the same markup for everyone, so rendered once."""
-    return EmailChangeForm(customer=Customer())["new_email"].as_field_group()
+def _sensitive_minutes() -> int:
+    return int(settings.SENSITIVE_LINK_MAX_AGE.total_seconds() // 60)
 
 
 def _details_summary(customer: Customer) -> list[tuple[str, str]]:
@@ -293,62 +309,144 @@ def details(request: HttpRequest, customer: Customer, token: str) -> HttpRespons
     return _back(token, "details")
 
 
-@token_page(lookup=page_customer)
+# ---------------------------------------------------------------------------------------
+# Sensitive actions: downloading the data, changing the address, asking for erasure. The
+# preference link (in every marketing email, so easily forwarded) only asks for a fresh,
+# short-lived link to the address on file; that link allows the one action it names.
+
+
+@token_page
 @require_POST
-def email_change(request: HttpRequest, customer: Customer, token: str) -> HttpResponse:
-    form = EmailChangeForm(request.POST, customer=customer)
-    if not form.is_valid():
-        return _page(request, customer, token, email_form=form, status=400)
-    new_email = form.cleaned_data["new_email"]
-    # Counted apart from "email me my link": asking to move to someone's address must not use
-    # up that person's own link requests. Limited per customer and per target address.
+def sensitive_link_request(request: HttpRequest, customer: Customer, token: str, action: str) -> HttpResponse:
+    if action not in SensitiveAction.values:
+        return bad_link(request, BadToken())
     if rate_limit_hit(
-        kind="email-change-from", value=str(customer.public_id), limit=settings.PREFERENCE_LINK_LIMIT_PER_EMAIL
-    ) or rate_limit_hit(kind="email-change-to", value=new_email, limit=settings.PREFERENCE_LINK_LIMIT_PER_EMAIL):
+        kind="sensitive-link", value=str(customer.public_id), limit=settings.PREFERENCE_LINK_LIMIT_PER_EMAIL
+    ):
         return _too_many(request)
     public_id = str(customer.public_id)
-    transaction.on_commit(lambda: tasks.send_email_change_confirmation.delay(public_id, new_email))
+    transaction.on_commit(lambda: tasks.send_sensitive_link.delay(public_id, action))
     messages.success(
         request,
-        f"We sent a link to {new_email}. Your address changes when you follow it; until then we keep using "
-        f"{customer.email}.",
+        f"We sent a link to {customer.email} to {SensitiveAction(action).label}. "
+        f"It works for {_sensitive_minutes()} minutes.",
     )
-    return _back(token, "email")
+    return _back(token, "email" if action == SensitiveAction.EMAIL else "data")
+
+
+@require_http_methods(["GET", "POST"])
+def sensitive(request: HttpRequest, token: str) -> HttpResponse:
+    """
+    The page behind a sensitive link. GET only shows what the link allows, with one button
+    (mail scanners follow links); the POST does it.
+    """
+    try:
+        link = read_sensitive_token(token)
+    except BadToken as error:
+        return _private(bad_link(request, error))
+    handler = {
+        SensitiveAction.EXPORT: _sensitive_export,
+        SensitiveAction.EMAIL: _sensitive_email,
+        SensitiveAction.ERASE: _sensitive_erase,
+    }[link.action]
+    return _private(handler(request, link, token))
+
+
+def _sensitive_export(request: HttpRequest, link: SensitiveLink, token: str) -> HttpResponse:
+    # Not single-use: a download that broke off can be tried again while the link lasts.
+    if request.method == "POST":
+        return exports.export_response(link.customer)
+    context = {"customer": link.customer, "token": token, "minutes": _sensitive_minutes()}
+    return render(request, "consents/sensitive_export.html", context)
+
+
+def _sensitive_email(request: HttpRequest, link: SensitiveLink, token: str) -> HttpResponse:
+    customer = link.customer
+    if PendingEmailChange.objects.filter(request_nonce=link.nonce).exists():
+        return bad_link(request, TokenUsed())
+    form = EmailChangeForm(request.POST if request.method == "POST" else None, customer=customer)
+    context = {"customer": customer, "token": token, "form": form, "undo_days": settings.EMAIL_CHANGE_UNDO_PERIOD.days}
+    if request.method == "GET":
+        return render(request, "consents/email_change.html", context)
+    if not form.is_valid():
+        return render(request, "consents/email_change.html", context, status=400)
+    new_email = form.cleaned_data["new_email"]
+    # Limited per target address too: asking to move to someone's address must not flood it.
+    if rate_limit_hit(kind="email-change-to", value=new_email, limit=settings.PREFERENCE_LINK_LIMIT_PER_EMAIL):
+        return _too_many(request)
+    try:
+        change = email_change_request(customer=customer, new_email=new_email, link_nonce=link.nonce)
+    except TokenUsed as error:
+        return bad_link(request, error)
+    transaction.on_commit(lambda: tasks.send_email_change_confirmation.delay(change.pk))
+    context.update(sent_to=new_email, minutes=_sensitive_minutes())
+    return render(request, "consents/email_change.html", context)
+
+
+def _sensitive_erase(request: HttpRequest, link: SensitiveLink, token: str) -> HttpResponse:
+    customer = link.customer
+    open_request = PrivacyRequest.objects.filter(
+        customer=customer, kind=PrivacyRequest.Kind.ERASURE, status=PrivacyRequest.Status.OPEN
+    ).first()
+    if request.method == "POST" or open_request is not None:
+        # A second use of the link finds the open request and files nothing more.
+        privacy_request = open_request or privacy_request_open(
+            customer=customer, kind=PrivacyRequest.Kind.ERASURE, channel=PrivacyRequest.Channel.PREFERENCE_PAGE
+        )
+        context = {"privacy_request": privacy_request, "token": make_preference_token(customer)}
+        return render(request, "consents/erasure_requested.html", context)
+    return render(request, "consents/erasure_confirm.html", {"customer": customer, "token": token})
+
+
+# ---------------------------------------------------------------------------------------
+# A change of address: confirmed by the new address, undone from the old one. Both links
+# carry random tokens looked up by their hash (customers.email_changes).
 
 
 @require_http_methods(["GET", "POST"])
 def email_confirm(request: HttpRequest, token: str) -> HttpResponse:
-    """
-    GET shows a button and changes nothing (mail scanners follow links); POST makes the change.
-    """
+    """GET shows a button and changes nothing (mail scanners follow links); POST makes the change."""
     try:
-        customer, new_email = read_email_change_token(token)
+        change = email_change_by_token(token)
     except BadToken as error:
         return _private(bad_link(request, error))
-    context = {"customer": customer, "new_email": new_email, "token": token}
+    context = {"customer": change.customer, "new_email": change.new_email, "token": token}
     if request.method == "GET":
         return _private(render(request, "consents/email_confirm.html", context))
     try:
-        customer_email_change(customer=customer, new_email=new_email, changed_by="customer")
+        change = email_change_confirm(token=token)
+    except BadToken as error:
+        return _private(bad_link(request, error))
     except ValidationError as error:
         context["error"] = " ".join(error.messages)
         return _private(render(request, "consents/email_confirm.html", context, status=409))
+    change_id = change.pk
+    transaction.on_commit(lambda: tasks.send_email_change_notice.delay(change_id))
     context["done"] = True
-    # A fresh preference link: the old one still works, but the customer is here now.
-    context["preferences_url"] = reverse("consents:preferences", args=[make_preference_token(customer)])
+    context["old_email"] = change.old_email
+    context["undo_days"] = settings.EMAIL_CHANGE_UNDO_PERIOD.days
+    # Links mailed before the change no longer work: here is a fresh one.
+    context["preferences_url"] = reverse("consents:preferences", args=[make_preference_token(change.customer)])
     return _private(render(request, "consents/email_confirm.html", context))
 
 
-@token_page
-@require_GET
-def export(request: HttpRequest, customer: Customer, token: str) -> HttpResponse:
-    return exports.export_response(customer)
-
-
-@token_page
-@require_POST
-def erasure_request(request: HttpRequest, customer: Customer, token: str) -> HttpResponse:
-    privacy_request = privacy_request_open(
-        customer=customer, kind=PrivacyRequest.Kind.ERASURE, channel=PrivacyRequest.Channel.PREFERENCE_PAGE
-    )
-    return render(request, "consents/erasure_requested.html", {"privacy_request": privacy_request, "token": token})
+@require_http_methods(["GET", "POST"])
+def email_undo(request: HttpRequest, token: str) -> HttpResponse:
+    """GET shows a button and changes nothing; POST puts the old address back."""
+    try:
+        change = email_change_by_undo_token(token)
+    except BadToken as error:
+        return _private(bad_link(request, error))
+    context = {"change": change, "token": token}
+    if request.method == "GET":
+        return _private(render(request, "consents/email_undo.html", context))
+    try:
+        change = email_change_undo(token=token)
+    except BadToken as error:
+        return _private(bad_link(request, error))
+    except ValidationError as error:
+        context["error"] = " ".join(error.messages)
+        return _private(render(request, "consents/email_undo.html", context, status=409))
+    context["done"] = True
+    context["preferences_url"] = reverse("consents:preferences", args=[make_preference_token(change.customer)])
+    return _private(render(request, "consents/email_undo.html", context))

@@ -22,7 +22,7 @@ SINGLE_LINE_TEXT = [reject_card_numbers, reject_line_breaks]
 
 # "Fiona Naylor": what the admin's full-name search compares with (istartswith, so
 # UPPER(...) LIKE 'FIONA NAY%'). The customer_full_name_prefix index (migration
-# 0007_customer_name_search_indexes, PostgreSQL) is built on UPPER of this same expression:
+# 0008_customer_name_search_indexes, PostgreSQL) is built on UPPER of this same expression:
 # change one and the other, or the search reads every row.
 FULL_NAME = Concat("first_name", Value(" "), "last_name")
 
@@ -85,6 +85,9 @@ class Customer(models.Model):
     created_at = models.DateTimeField(default=timezone.now, db_index=False)
     updated_at = models.DateTimeField(auto_now=True)
     erased_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Signed into every preference link and checked on each use: raising it (a change of
+    # address, or undoing one) makes every link sent before stop working.
+    link_generation = models.PositiveIntegerField(default=0, db_default=0, editable=False)
 
     objects = CustomerQuerySet.as_manager()
 
@@ -157,6 +160,51 @@ class CustomerChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.field} changed {self.changed_at:%Y-%m-%d %H:%M}"
+
+
+class PendingEmailChange(models.Model):
+    """
+    A customer's request to move to a new address, from the request through its confirmation
+    by the new address to its undoing by the old one. The links carry random tokens; only
+    their SHA-256 is stored, and the addresses never travel in a URL.
+    """
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="email_changes")
+    old_email = models.EmailField(max_length=254)
+    new_email = models.EmailField(max_length=254)
+    # The customer's link generation when asked: a change of address or an undo in between
+    # raises it, and the confirmation link stops working.
+    generation = models.PositiveIntegerField()
+    # The single-use link the customer asked with (its nonce): used once, never again.
+    request_nonce = models.CharField(max_length=32)
+    token_hash = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the confirmation token.")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField("confirmed at", null=True, blank=True)
+    undo_token_hash = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the undo token.")
+    undo_expires_at = models.DateTimeField(null=True, blank=True)
+    undone_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "pending email change"
+        constraints = [
+            models.UniqueConstraint(fields=["request_nonce"], name="email_change_one_per_link"),
+            # The confirmation and undo links are looked up by their token's hash.
+            models.UniqueConstraint(
+                fields=["token_hash"], condition=~Q(token_hash=""), name="email_change_token_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["undo_token_hash"], condition=~Q(undo_token_hash=""), name="email_change_undo_token_unique"
+            ),
+        ]
+        indexes = [
+            # Undoing a change also undoes every later one of the same customer.
+            models.Index(fields=["customer", "used_at"], name="email_change_by_customer"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Email change of customer {self.customer_id} asked {self.created_at:%Y-%m-%d %H:%M}"
 
 
 class ThirdParty(models.Model):

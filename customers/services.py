@@ -189,13 +189,16 @@ def customer_email_change(
         )
     old_email = locked.email
     locked.email = new_email
+    # Every preference link mailed to the old address stops working.
+    locked.link_generation += 1
     try:
         with transaction.atomic():
-            locked.save(update_fields=["email", "updated_at"])
+            locked.save(update_fields=["email", "link_generation", "updated_at"])
     except IntegrityError as error:
         # Another request took the address between our check and our write.
         raise EmailAddressTaken(f"{new_email} already belongs to another customer record.") from error
     customer.email = new_email
+    customer.link_generation = locked.link_generation
     change = CustomerChange.objects.create(
         customer=locked,
         field="email",

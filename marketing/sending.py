@@ -51,6 +51,7 @@ def backoff_seconds(attempts: int) -> int:
 _CUSTOMER_FIELDS_FOR_SENDING = (
     "id",
     "public_id",
+    "link_generation",  # signed into the preference link
     "email",
     "first_name",
     "last_name",

@@ -1,16 +1,19 @@
 """
-Per-recipient unsubscribe tokens. The token names the customer (public UUID), the
-purpose and the campaign; it never expires (withdrawal must always be possible) and
-needs no login. The message builder (marketing/emails.py) puts them into the links.
+Per-recipient unsubscribe tokens, built on common.tokens. The token names the customer
+(public UUID), the purpose and the campaign; it never expires and needs no login, because
+withdrawal must always be possible. The message builder (marketing/emails.py) puts them into
+the links.
+
+Unlike preference links, an unsubscribe token carries no link generation and none is checked:
+a change of address raises the customer's generation and kills their old preference links,
+but an old email's unsubscribe link must still unsubscribe ("Unsubscribe links never expire
+and never need a login"). It can only ever withdraw one purpose, so it gives nothing away.
 """
 
-import uuid
 from dataclasses import dataclass
 
-from django.core import signing
-
+from common.tokens import TokenInvalid, TokenUnknown, sign, unsign
 from consents.models import Purpose
-from consents.tokens import BadToken
 from customers.models import Customer
 
 UNSUBSCRIBE_SALT = "marketing.unsubscribe"
@@ -24,25 +27,24 @@ class UnsubscribeTarget:
 
 
 def make_unsubscribe_token(*, customer_public_id, purpose_code: str, campaign_public_id="") -> str:
-    payload = {"c": str(customer_public_id), "p": purpose_code, "m": str(campaign_public_id or "")}
-    return signing.dumps(payload, salt=UNSUBSCRIBE_SALT, compress=True)
+    return sign(
+        salt=UNSUBSCRIBE_SALT,
+        public_id=customer_public_id,
+        p=purpose_code,
+        m=str(campaign_public_id or ""),
+    )
 
 
 def read_unsubscribe_token(token: str) -> UnsubscribeTarget:
     try:
-        data = signing.loads(token, salt=UNSUBSCRIBE_SALT)  # no max_age: never expires
-    except signing.BadSignature as error:
-        raise BadToken("This unsubscribe link is not valid.") from error
-    if not isinstance(data, dict):
-        raise BadToken("This unsubscribe link is not valid.")
-    try:
-        key = uuid.UUID(str(data.get("c")))
-    except ValueError as error:
-        raise BadToken("This unsubscribe link is not valid.") from error
-    # An erased customer's link still "works" in the sense that nothing can be sent to them;
-    # the view treats a missing customer as already unsubscribed.
-    customer = Customer.objects.filter(public_id=key).first()
-    purpose = Purpose.objects.filter(code=str(data.get("p")), is_marketing=True).first()
+        link = unsign(token, salt=UNSUBSCRIBE_SALT, max_age=None)  # never expires
+    except TokenInvalid as error:
+        raise TokenInvalid("This unsubscribe link is not valid.") from error
+    # Erased customers are found too (erasure keeps the row and its public ID), so an old
+    # email's link still answers "unsubscribed" and withdrawing again changes nothing. Only a
+    # link naming no customer or no marketing purpose at all is refused.
+    customer = Customer.objects.filter(public_id=link.public_id).first()
+    purpose = Purpose.objects.filter(code=str(link.fields.get("p")), is_marketing=True).first()
     if customer is None or purpose is None:
-        raise BadToken("This unsubscribe link does not lead to a subscription.")
-    return UnsubscribeTarget(customer=customer, purpose=purpose, campaign_public_id=str(data.get("m") or ""))
+        raise TokenUnknown("This unsubscribe link does not lead to a subscription.")
+    return UnsubscribeTarget(customer=customer, purpose=purpose, campaign_public_id=str(link.fields.get("m") or ""))

@@ -4,13 +4,14 @@ filters), not from pytest's capture: no address and no link token, tracebacks in
 """
 
 import logging
+import secrets
 import smtplib
 
 import pytest
 from django.core import signing
 
 from common.logging import MaskingFormatter, mask_personal_data
-from consents.tokens import make_email_change_token, make_preference_token
+from consents.tokens import SensitiveAction, make_preference_token, make_sensitive_token
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
@@ -21,20 +22,23 @@ def _tampered(token: str) -> str:
 
 
 def test_a_failing_request_on_a_token_url_logs_neither_the_token_nor_an_address(client, log_output):
-    # given Ada's preference link, and a link to change her address to a new one
+    # given Ada's preference link, a fresh link to change her address, and a confirmation link
     ada = CustomerFactory(email="ada.lovelace@example.com")
     preference = make_preference_token(ada)
-    email_change = make_email_change_token(ada, "ada.new@example.org")
+    email_change = make_sensitive_token(ada, SensitiveAction.EMAIL)
+    confirmation = secrets.token_urlsafe(32)
     ada.delete()  # the link now names nobody: 404
     # when the links fail: unknown customer (404), tampered links (400), an address in the path
     assert client.get(f"/preferences/{preference}/").status_code == 404
     assert client.get(f"/preferences/{_tampered(preference)}/").status_code == 400
-    assert client.post(f"/preferences/email/{_tampered(email_change)}/").status_code in (400, 404)
+    assert client.post(f"/preferences/secure/{_tampered(email_change)}/").status_code in (400, 404)
+    assert client.post(f"/preferences/email/{confirmation}/").status_code in (400, 404)
     assert client.get("/no-such-page/grace%40example.com/").status_code == 404
     # then the log says what failed, without the secrets
     text = log_output.getvalue()
     assert "Not Found: /preferences/[token]/" in text
     assert "Bad Request: /preferences/[token]/" in text
+    assert confirmation not in text
     for secret in (preference, _tampered(preference), email_change, _tampered(email_change)):
         assert secret not in text
         assert secret.split(":")[-1] not in text  # not even the signature

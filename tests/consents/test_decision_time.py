@@ -17,7 +17,7 @@ from consents.models import Consent, ConsentEvent, PolicyVersion, Source
 from consents.receipts import consent_receipt
 from consents.selectors import customers_consenting_to
 from consents.services import consent_record, consent_set
-from consents.tokens import make_preference_token
+from consents.tokens import SensitiveAction, make_preference_token, make_sensitive_token
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
@@ -158,7 +158,10 @@ def test_the_history_lists_decisions_in_the_order_they_were_made(client, admin_u
     assert newsletter_entry["current_decision"]["decided_at"][:10] == "2026-11-20"
 
     assert [d["occurred_at"][:10] for d in consent_history(wendy)] == made
-    export = json.loads(client.get(f"/preferences/{make_preference_token(wendy)}/export/").content)
+    # the customer's own download, through a fresh link
+    export = json.loads(
+        client.post(f"/preferences/secure/{make_sensitive_token(wendy, SensitiveAction.EXPORT)}/").content
+    )
     assert [d["occurred_at"][:10] for d in export["consent_history"]] == made
 
     # the customer page's ledger: latest made first

@@ -1,18 +1,16 @@
 """Correcting details, changing the email address, downloading and asking to delete one's data."""
 
 import json
-import re
 from datetime import UTC, datetime
 
 import pytest
-from django.core import mail
 
 from consents.models import DataCategory, Disclosure, LegalBasis, Source
 from consents.services import RequestMeta, consent_set
-from consents.tokens import make_preference_token
+from consents.tokens import SensitiveAction, make_preference_token, make_sensitive_token
 from customers.models import CustomerChange, PrivacyRequest, ThirdParty
 from tests.consents.people import customer_with_choices, disclosure_purpose
-from tests.factories import CustomerFactory, RegistrationFactory
+from tests.factories import RegistrationFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -33,6 +31,11 @@ def ada(purposes):
 
 def page_url(customer) -> str:
     return f"/preferences/{make_preference_token(customer)}/"
+
+
+def secure_url(customer, action: SensitiveAction) -> str:
+    """The fresh link the page mails to the address on file for one sensitive action."""
+    return f"/preferences/secure/{make_sensitive_token(customer, action)}/"
 
 
 def details_of(customer, **changes) -> dict:
@@ -112,7 +115,7 @@ def test_the_main_page_reads_the_customer_and_their_choices_in_two_queries(clien
 
 
 def test_an_open_erasure_request_costs_the_page_one_more_query(client, ada, django_assert_num_queries):
-    client.post(page_url(ada) + "erase/")
+    client.post(secure_url(ada, SensitiveAction.ERASE))
     with django_assert_num_queries(3):
         page = client.get(page_url(ada)).content.decode()
     request = PrivacyRequest.objects.get(customer=ada)
@@ -121,12 +124,12 @@ def test_an_open_erasure_request_costs_the_page_one_more_query(client, ada, djan
 
 
 def test_a_closed_erasure_request_gives_back_the_button(client, ada):
-    client.post(page_url(ada) + "erase/")
+    client.post(secure_url(ada, SensitiveAction.ERASE))
     PrivacyRequest.objects.filter(customer=ada).update(
         status=PrivacyRequest.Status.DONE, closed_at="2026-01-01T00:00:00Z"
     )
     page = client.get(page_url(ada)).content.decode()
-    assert "You asked us to delete your data" not in page and "Delete my data" in page
+    assert "You asked us to delete your data" not in page and "Email me a link to delete my data" in page
 
 
 @pytest.mark.parametrize("suffix", ["details/", "details"])
@@ -157,63 +160,6 @@ def test_a_bad_link_to_the_details_page_gets_the_friendly_page(client, ada):
     assert "Email me a new link" in response.content.decode()
 
 
-# --- email address
-
-
-def test_an_email_change_takes_effect_only_after_the_new_address_confirms(
-    client, ada, eager_celery, django_capture_on_commit_callbacks
-):
-    # when Ada asks to move to a new address
-    with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(page_url(ada) + "email/", {"new_email": "Ada@Lovelace.example"})
-    assert response.status_code == 302
-    assert "We sent a link to ada@lovelace.example" in client.get(response["Location"]).content.decode()
-
-    # then nothing changed yet, and only the new address got the confirmation link
-    ada.refresh_from_db()
-    assert ada.email == "ada@example.com"
-    assert [m.to for m in mail.outbox] == [["ada@lovelace.example"]]
-    link = re.search(r"http://\S+(/preferences/email/\S+/)", mail.outbox[0].body).group(1)
-
-    # a mail scanner following the link changes nothing
-    page = client.get(link)
-    assert page.status_code == 200
-    assert "no-store" in page["Cache-Control"]
-    ada.refresh_from_db()
-    assert ada.email == "ada@example.com"
-
-    # the button does
-    confirmed = client.post(link)
-    assert confirmed.status_code == 200
-    assert "Your email address is changed" in confirmed.content.decode()
-    ada.refresh_from_db()
-    assert ada.email == "ada@lovelace.example"
-    change = CustomerChange.objects.get(customer=ada, field="email")
-    assert (change.old_value, change.new_value, change.changed_by) == (
-        "ada@example.com",
-        "ada@lovelace.example",
-        "customer",
-    )
-
-
-def test_an_address_another_customer_has_is_refused_with_a_clear_message(client, ada):
-    from consents.tokens import make_email_change_token
-
-    CustomerFactory(email="grace@example.com")
-    response = client.post(f"/preferences/email/{make_email_change_token(ada, 'grace@example.com')}/")
-    assert response.status_code == 409
-    assert "already belongs to another customer record" in response.content.decode()
-    ada.refresh_from_db()
-    assert ada.email == "ada@example.com"
-    assert not CustomerChange.objects.filter(customer=ada).exists()
-
-
-def test_asking_to_change_to_the_current_address_is_refused(client, ada):
-    response = client.post(page_url(ada) + "email/", {"new_email": "ADA@example.com"})
-    assert response.status_code == 400
-    assert "already your address" in response.content.decode()
-
-
 # --- download my data
 
 
@@ -241,7 +187,7 @@ def ada_with_history(ada, purposes):
 
 
 def test_the_export_contains_the_consent_history_and_the_disclosures(client, ada_with_history):
-    response = client.get(page_url(ada_with_history) + "export/")
+    response = client.post(secure_url(ada_with_history, SensitiveAction.EXPORT))
     assert response.status_code == 200
     assert response["Content-Type"].startswith("application/json")
     assert response["Content-Disposition"].startswith("attachment;")
@@ -277,7 +223,7 @@ def test_the_export_contains_the_consent_history_and_the_disclosures(client, ada
 
 
 def test_staff_download_the_same_file_from_admin(client, admin_client, ada_with_history):
-    customer_file = json.loads(client.get(page_url(ada_with_history) + "export/").content)
+    customer_file = json.loads(client.post(secure_url(ada_with_history, SensitiveAction.EXPORT)).content)
     response = admin_client.get(f"/admin/export/customer/{ada_with_history.public_id}/export.json")
     assert response.status_code == 200
     staff_file = json.loads(response.content)
@@ -295,7 +241,7 @@ def test_the_staff_download_is_for_staff_only(client, ada):
 
 
 def test_asking_to_delete_records_an_erasure_request_due_in_a_month(client, ada):
-    response = client.post(page_url(ada) + "erase/")
+    response = client.post(secure_url(ada, SensitiveAction.ERASE))
     assert response.status_code == 200
     request = PrivacyRequest.objects.get(customer=ada)
     assert (request.kind, request.status, request.channel) == ("erasure", "open", "preference_page")
@@ -310,13 +256,28 @@ def test_asking_to_delete_records_an_erasure_request_due_in_a_month(client, ada)
 
 
 def test_asking_twice_keeps_one_open_request(client, ada):
-    client.post(page_url(ada) + "erase/")
-    client.post(page_url(ada) + "erase/")
+    link = secure_url(ada, SensitiveAction.ERASE)
+    client.post(link)
+    client.post(link)
+    client.post(secure_url(ada, SensitiveAction.ERASE))
     assert PrivacyRequest.objects.filter(customer=ada).count() == 1
+    # the link opened again shows the request, not the question
+    assert "We have your request to delete your data" in client.get(link).content.decode()
 
 
-def test_asking_to_delete_needs_a_post(client, ada):
-    assert client.get(page_url(ada) + "erase/").status_code == 405
+def test_following_the_delete_link_asks_first_and_says_what_will_happen(client, ada):
+    response = client.get(secure_url(ada, SensitiveAction.ERASE))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Delete your data?" in html and "What will happen" in html
+    assert "within one month" in html and "Yes, delete my data" in html
+    assert "no-store" in response["Cache-Control"] and response["Referrer-Policy"] == "same-origin"
+    assert not PrivacyRequest.objects.exists()
+
+
+def test_the_preference_link_alone_cannot_file_a_deletion_request(client, ada):
+    assert client.post(page_url(ada) + "erase/").status_code == 404
+    assert client.get(page_url(ada) + "erase/").status_code == 404
     assert not PrivacyRequest.objects.exists()
 
 

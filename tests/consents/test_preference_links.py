@@ -6,7 +6,7 @@ import uuid
 import pytest
 from django.core import signing
 
-from consents.tokens import PREFERENCE_SALT, make_email_change_token, make_preference_token
+from consents.tokens import PREFERENCE_SALT, SensitiveAction, make_preference_token, make_sensitive_token
 from marketing.tokens import make_unsubscribe_token
 from tests.consents.people import customer_with_choices
 
@@ -65,9 +65,14 @@ def test_a_token_signed_for_unsubscribing_does_not_open_the_preference_page(clie
     assert_friendly_refusal(client.get(_url(token)), 400, "This link does not work")
 
 
-def test_a_token_signed_for_an_email_change_does_not_open_the_preference_page(client, ada):
-    token = make_email_change_token(ada, "new@example.com")
+def test_a_token_signed_for_a_sensitive_action_does_not_open_the_preference_page(client, ada):
+    token = make_sensitive_token(ada, SensitiveAction.EXPORT)
     assert_friendly_refusal(client.get(_url(token)), 400, "This link does not work")
+
+
+def test_a_preference_token_does_not_open_a_sensitive_action(client, ada):
+    response = client.post(f"/preferences/secure/{make_preference_token(ada)}/")
+    assert_friendly_refusal(response, 400, "This link does not work")
 
 
 def test_a_preference_token_does_not_confirm_an_email_change(client, ada):

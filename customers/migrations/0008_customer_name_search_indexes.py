@@ -40,6 +40,6 @@ def drop(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("customers", "0006_remove_changed_by_system")]
+    dependencies = [("customers", "0007_remove_changed_by_system")]
 
     operations = [migrations.RunPython(create, drop)]

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('customers', '0005_single_line_fields'),
+        ('customers', '0006_link_generation_and_pending_email_change'),
     ]
 
     operations = [
