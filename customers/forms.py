@@ -19,6 +19,9 @@ DETAIL_FIELDS = [
     "currency",
 ]
 IMPORT_FIELDS = ["email", *DETAIL_FIELDS]
+# What staff correct on the customer's admin page besides the address: the details and the
+# internal notes (which no third party ever received).
+STAFF_FIELDS = [*DETAIL_FIELDS, "notes"]
 
 
 class CustomerImportRowForm(forms.ModelForm):

@@ -6,8 +6,8 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Case, OuterRef, Q, Subquery, Value, When
-from django.db.models.functions import Coalesce, Lower, Upper
+from django.db.models import Q, Value
+from django.db.models.functions import Coalesce, Concat, Lower, Upper
 from django.utils import timezone
 from django_countries.fields import CountryField
 from phonenumber_field.modelfields import PhoneNumberField
@@ -19,11 +19,12 @@ ERASED_MARKER = "[erased]"
 # Name and address fields hold one line: a line break would be lost by any one-line input.
 SINGLE_LINE_TEXT = [reject_card_numbers, reject_line_breaks]
 
-# The current state of one purpose for one customer. "Never asked" (no decision on record)
-# is kept apart from "withdrawn" (the customer said no, or changed their mind).
-CONSENT_GRANTED = "granted"
-CONSENT_WITHDRAWN = "withdrawn"
-CONSENT_NEVER_ASKED = "never_asked"
+
+# "Fiona Naylor": what the admin's full-name search compares with (istartswith, so
+# UPPER(...) LIKE 'FIONA NAY%'). The customer_full_name_prefix index (migration
+# 0008_customer_name_search_indexes, PostgreSQL) is built on UPPER of this same expression:
+# change one and the other, or the search reads every row.
+FULL_NAME = Concat("first_name", Value(" "), "last_name")
 
 
 def normalise_email(value: str) -> str:
@@ -48,46 +49,18 @@ class CustomerQuerySet(models.QuerySet):
     def not_erased(self) -> "CustomerQuerySet":
         return self.filter(erased_at__isnull=True)
 
-    # Consent helpers. They go through the reverse relations the consents app adds
-    # (`consents`: current state, one row per purpose), so this app never imports it.
-
-    def consenting_to(self, purpose_code: str) -> "CustomerQuerySet":
-        """Customers whose current decision for the purpose is "granted" (served by consent_granted_by_purpose).
-
-        Erasure is a separate question: combine with `.not_erased()` where it matters.
+    def by_email_or_public_id(self, term: str) -> "CustomerQuerySet":
         """
-        return self.filter(consents__purpose__code=purpose_code, consents__granted=True)
-
-    def with_consent_state(self, purpose_code: str, state: str) -> "CustomerQuerySet":
-        """Filter by the current state of one purpose: CONSENT_GRANTED, CONSENT_WITHDRAWN or CONSENT_NEVER_ASKED."""
-        if state == CONSENT_GRANTED:
-            return self.consenting_to(purpose_code)
-        if state == CONSENT_WITHDRAWN:
-            return self.filter(consents__purpose__code=purpose_code, consents__granted=False)
-        if state == CONSENT_NEVER_ASKED:
-            return self.exclude(consents__purpose__code=purpose_code)
-        raise ValueError(f"unknown consent state {state!r}")
-
-    def with_consent_states(self, purpose_codes: list[str]) -> "CustomerQuerySet":
+        The customer staff have in hand: an exact address (any casing) or a public ID. Anything
+        else matches nobody, never an error: the term is typed by a person.
         """
-        Annotate each customer, for every purpose code given, with `consent_<code>`
-        ("granted", "withdrawn" or "never_asked": a customer nobody asked has no row, which
-        is not the same as a withdrawal), `consent_<code>_since` and `consent_<code>_source`
-        (None when never asked). Hyphens in codes become underscores in the names.
-        This adds three subqueries per purpose: fine for a page of customers, not for millions.
-        """
-        consent_model = self.model._meta.get_field("consents").related_model
-        annotations = {}
-        for code in purpose_codes:
-            name = "consent_" + code.replace("-", "_")
-            current = consent_model.objects.filter(customer=OuterRef("pk"), purpose__code=code)
-            state = current.annotate(
-                state=Case(When(granted=True, then=Value(CONSENT_GRANTED)), default=Value(CONSENT_WITHDRAWN))
-            ).values("state")[:1]
-            annotations[name] = Coalesce(Subquery(state), Value(CONSENT_NEVER_ASKED))
-            annotations[f"{name}_since"] = Subquery(current.values("since")[:1])
-            annotations[f"{name}_source"] = Subquery(current.values("event__source")[:1])
-        return self.annotate(**annotations)
+        term = (term or "").strip()
+        if "@" in term:
+            return self.by_email(term)
+        try:
+            return self.filter(public_id=uuid.UUID(term))
+        except ValueError:
+            return self.none()
 
 
 class Customer(models.Model):
@@ -172,7 +145,6 @@ class CustomerChange(models.Model):
         CUSTOMER = "customer", "Customer"
         STAFF = "staff", "Staff"
         IMPORT = "import", "Import"
-        SYSTEM = "system", "System"
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="changes")
     field = models.CharField(max_length=50)
@@ -276,11 +248,16 @@ class Product(models.Model):
         return self.name
 
 
+def money_back_period() -> timedelta:
+    """How long after a purchase the customer may ask for their money back (MONEY_BACK_DAYS)."""
+    return timedelta(days=settings.MONEY_BACK_DAYS)
+
+
 class ProductRegistrationQuerySet(models.QuerySet):
     def within_money_back_window(self, now=None) -> "ProductRegistrationQuerySet":
         now = now or timezone.now()
         return self.filter(
-            purchased_at__gt=now - timedelta(days=settings.MONEY_BACK_DAYS),
+            purchased_at__gt=now - money_back_period(),
             purchased_at__lte=now,
             refunded_at__isnull=True,
         )
@@ -342,7 +319,7 @@ class ProductRegistration(models.Model):
         """Derived from the purchase time, never stored."""
         if self.purchased_at is None:
             return None
-        return self.purchased_at + timedelta(days=settings.MONEY_BACK_DAYS)
+        return self.purchased_at + money_back_period()
 
     @property
     def masked_licence_key(self) -> str:
@@ -357,18 +334,9 @@ class ProductRegistration(models.Model):
 
     def clean(self) -> None:
         super().clean()
-        if self.refunded_at and self.purchased_at:
-            if self.refunded_at < self.purchased_at:
-                raise ValidationError({"refunded_at": "A refund cannot come before the purchase."})
-            if self.refunded_at > self.money_back_deadline and not self.refund_override_by_id:
-                raise ValidationError(
-                    {
-                        "refunded_at": (
-                            f"The money-back deadline was {self.money_back_deadline:%Y-%m-%d %H:%M %Z}; "
-                            "a later refund needs a staff override with a reason."
-                        )
-                    }
-                )
+        # Whether a refund after the money-back deadline is allowed is registration_refund's rule.
+        if self.refunded_at and self.purchased_at and self.refunded_at < self.purchased_at:
+            raise ValidationError({"refunded_at": "A refund cannot come before the purchase."})
         if self.refund_override_by_id and not self.refund_override_reason.strip():
             raise ValidationError({"refund_override_reason": "Give the reason for the override."})
 

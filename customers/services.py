@@ -13,11 +13,13 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
+from common.dates import format_moment
+
 from . import registry
-from .forms import DETAIL_FIELDS
+from .forms import DETAIL_FIELDS, STAFF_FIELDS
 from .models import (
     ERASED_MARKER,
     AccessLog,
@@ -46,26 +48,37 @@ def customer_update(
     changed_by: str,
     staff_user: AbstractBaseUser | None = None,
 ) -> list[CustomerChange]:
-    """Apply corrected details and record each changed field with its old and new value."""
-    changes = _apply_details(customer=customer, data=data, changed_by=changed_by, staff_user=staff_user)
+    """
+    Apply corrected details and record each changed field with its old and new value. Staff
+    may also correct the internal notes; the address moves only through customer_email_change.
+    """
+    allowed = STAFF_FIELDS if changed_by == CustomerChange.ChangedBy.STAFF else DETAIL_FIELDS
+    changes = _apply_details(
+        customer=customer, data=data, changed_by=changed_by, staff_user=staff_user, allowed=allowed
+    )
     if changes:
         customer.full_clean()
         customer.save(update_fields=[c.field for c in changes] + ["updated_at"])
         CustomerChange.objects.bulk_create(changes)
-        if changed_by in (CustomerChange.ChangedBy.CUSTOMER, CustomerChange.ChangedBy.STAFF):
-            recipients_to_notify(
-                customer=customer, reason=RecipientNotification.Reason.CORRECTION, fields=[c.field for c in changes]
-            )
+        # Internal notes are not data any third party received.
+        corrected = [c.field for c in changes if c.field != "notes"]
+        if corrected and changed_by in (CustomerChange.ChangedBy.CUSTOMER, CustomerChange.ChangedBy.STAFF):
+            recipients_to_notify(customer=customer, reason=RecipientNotification.Reason.CORRECTION, fields=corrected)
     return changes
 
 
 def _apply_details(
-    *, customer: Customer, data: dict[str, Any], changed_by: str, staff_user: AbstractBaseUser | None = None
+    *,
+    customer: Customer,
+    data: dict[str, Any],
+    changed_by: str,
+    staff_user: AbstractBaseUser | None = None,
+    allowed: list[str] = DETAIL_FIELDS,
 ) -> list[CustomerChange]:
     """Set the fields that differ on `customer` (not saved) and return the unsaved corrections."""
     changes = []
     for name, new_value in data.items():
-        if name not in DETAIL_FIELDS:
+        if name not in allowed:
             raise ValueError(f"{name} cannot be corrected through customer_update")
         old_value = getattr(customer, name)
         if _display(old_value) == _display(new_value):
@@ -84,32 +97,33 @@ def _apply_details(
     return changes
 
 
-@transaction.atomic
-def record_staff_changes(*, customer: Customer, old_values: dict[str, Any], staff_user: AbstractBaseUser) -> None:
-    """Record the fields staff changed in admin (the form has already saved them)."""
-    changes = CustomerChange.objects.bulk_create(
-        CustomerChange(
-            customer=customer,
-            field=name,
-            old_value=_display(old),
-            new_value=_display(getattr(customer, name)),
-            changed_by=CustomerChange.ChangedBy.STAFF,
-            staff_user=staff_user,
+def registration_refund_check(
+    *,
+    registration: ProductRegistration,
+    refunded_at: datetime,
+    override_by: AbstractBaseUser | None = None,
+    override_reason: str = "",
+) -> bool:
+    """
+    The money-back rule, and the only place it is written: a refund up to the deadline
+    (MONEY_BACK_DAYS after the purchase) is the customer's right; a later one needs a staff
+    member who overrides it with a reason. Returns whether the refund is such an override;
+    raises ValidationError, naming the deadline, when it needs one it lacks. Forms call this
+    to say so before anything is saved; registration_refund calls it again.
+    """
+    deadline = registration.money_back_deadline
+    if deadline is None or refunded_at <= deadline:
+        return False
+    if override_by is None or not override_reason.strip():
+        raise ValidationError(
+            {
+                "refund_override_reason": (
+                    f"The money-back deadline has passed (it was {format_moment(deadline)}): give the reason "
+                    "for refunding anyway (the staff member's name is recorded with it)."
+                )
+            }
         )
-        for name, old in old_values.items()
-        if _display(old) != _display(getattr(customer, name))
-    )
-    if any(c.field == "email" for c in changes):
-        # A new address: links mailed to the old one stop working.
-        Customer.objects.filter(pk=customer.pk).update(link_generation=F("link_generation") + 1)
-    # Internal notes are not data any third party received.
-    corrected = [c.field for c in changes if c.field != "notes"]
-    if corrected:
-        recipients_to_notify(customer=customer, reason=RecipientNotification.Reason.CORRECTION, fields=corrected)
-
-
-class RefundNotAllowed(ValidationError):
-    pass
+    return True
 
 
 @transaction.atomic
@@ -120,10 +134,16 @@ def registration_refund(
     override_by: AbstractBaseUser | None = None,
     override_reason: str = "",
 ) -> ProductRegistration:
-    """Mark a registration refunded. After the money-back deadline only a staff override, with a reason, allows it."""
+    """
+    Mark a registration refunded. After the money-back deadline only a staff override, with a
+    reason, allows it; within the window no override is recorded, whoever records the refund.
+    """
+    late = registration_refund_check(
+        registration=registration, refunded_at=refunded_at, override_by=override_by, override_reason=override_reason
+    )
     registration.refunded_at = refunded_at
-    registration.refund_override_by = override_by
-    registration.refund_override_reason = override_reason.strip()
+    registration.refund_override_by = override_by if late else None
+    registration.refund_override_reason = override_reason.strip() if late else ""
     registration.full_clean()
     registration.save(update_fields=["refunded_at", "refund_override_by", "refund_override_reason"])
     return registration

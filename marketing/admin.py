@@ -366,15 +366,7 @@ class CampaignAdmin(admin.ModelAdmin):
 
 
 def _find_customer(query: str) -> Customer | None:
-    query = query.strip()
-    if not query:
-        return None
-    if "@" in query:
-        return Customer.objects.by_email(query).not_erased().first()
-    try:
-        return Customer.objects.not_erased().filter(public_id=query).first()
-    except ValidationError:
-        return None
+    return Customer.objects.not_erased().by_email_or_public_id(query).first()
 
 
 @admin.register(Delivery)

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
+from consents.selectors import customers_consenting_to
 from customers.models import Customer, ProductRegistration
 
 from .access import AccessLog, access_log_record
@@ -102,8 +103,7 @@ def call_list_export(*, user: AbstractBaseUser) -> tuple[str, str]:
     Logged in the access log (the Export logs page lists those entries).
     """
     customers = (
-        Customer.objects.not_erased()
-        .consenting_to("market_research")
+        customers_consenting_to("market_research", customers=Customer.objects.not_erased())
         .order_by("last_name", "first_name", "id")
         .only(*CALL_LIST_COLUMNS)
     )
@@ -146,7 +146,9 @@ def internal_analysis_export(*, user: AbstractBaseUser) -> tuple[str, str]:
     """
     registrations = (
         ProductRegistration.objects.filter(
-            customer__in=Customer.objects.not_erased().consenting_to("internal_analysis").values("pk")
+            customer__in=customers_consenting_to("internal_analysis", customers=Customer.objects.not_erased()).values(
+                "pk"
+            )
         )
         .select_related("product", "reseller", "customer")
         .order_by("purchased_at", "id")
