@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "phonenumber_field",
     "common.apps.CommonConfig",
     "customers.apps.CustomersConfig",
+    "privacy.apps.PrivacyConfig",
     "consents.apps.ConsentsConfig",
     "marketing.apps.MarketingConfig",
 ]
@@ -326,10 +327,10 @@ AUDITLOG_INCLUDE_ALL_MODELS = False
 
 # Retention of log data: IP addresses and user agents older than RETENTION_IP_DAYS (above) are
 # cleared from customers and the consent ledger by a daily task, at RETENTION_RUN_HOUR (UTC
-# unless TIME_ZONE says otherwise). Each run is recorded (admin: Customers, Retention runs).
+# unless TIME_ZONE says otherwise). Each run is recorded (admin: Privacy, Retention runs).
 from celery.schedules import crontab  # noqa: E402 (kept in this section)
 
 CELERY_BEAT_SCHEDULE["privacy-retention"] = {
-    "task": "customers.tasks.retention_apply",
+    "task": "privacy.tasks.retention_apply",
     "schedule": crontab(hour=env.int("RETENTION_RUN_HOUR", default=3), minute=17),
 }

@@ -11,8 +11,9 @@ from typing import Any
 from django.core.exceptions import ValidationError
 
 from customers.models import Customer
-from customers.services import ImportExtension, ImportReport, customer_address_was_erased, erased_address_hashes
+from customers.services import ImportExtension, ImportReport
 from customers.validators import reject_card_numbers
+from privacy.selectors import customer_address_was_erased, erased_address_hashes
 
 from .models import Method, PolicyVersion, Purpose, Source
 from .services import consent_set

@@ -25,10 +25,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from common.client import client_ip
 from common.prepared import PreparedQuery
-from customers.models import Customer, PrivacyRequest
-from customers.services import customer_email_change, customer_update, privacy_request_open
+from customers.models import Customer
+from customers.services import customer_email_change, customer_update
+from privacy.exports import export_response
+from privacy.models import PrivacyRequest
+from privacy.services import privacy_request_open
 
-from . import exports, tasks
+from . import tasks
 from .forms import DetailsForm, EmailChangeForm, LinkRequestForm, PreferencesForm
 from .models import PolicyVersion, Source
 from .preferences import preferences_save, rate_limit_hit
@@ -341,7 +344,7 @@ def email_confirm(request: HttpRequest, token: str) -> HttpResponse:
 @token_page
 @require_GET
 def export(request: HttpRequest, customer: Customer, token: str) -> HttpResponse:
-    return exports.export_response(customer)
+    return export_response(customer)
 
 
 @token_page

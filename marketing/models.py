@@ -8,7 +8,8 @@ from django.utils import timezone
 from django_countries.fields import CountryField
 
 from consents.models import Purpose
-from customers.models import AccessLog, Customer, Product
+from customers.models import Customer, Product
+from privacy.models import AccessLog
 
 from .rendering import TemplateRefused, check_template
 

@@ -10,7 +10,8 @@ from django.core import mail
 from consents.models import DataCategory, Disclosure, LegalBasis, Source
 from consents.services import RequestMeta, consent_set
 from consents.tokens import make_preference_token
-from customers.models import CustomerChange, PrivacyRequest, ThirdParty
+from customers.models import CustomerChange, ThirdParty
+from privacy.models import PrivacyRequest
 from tests.consents.people import customer_with_choices
 from tests.factories import CustomerFactory, RegistrationFactory
 

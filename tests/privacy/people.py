@@ -14,7 +14,8 @@ from django.utils import timezone
 from consents.models import Purpose, Source
 from consents.services import RequestMeta, consent_set, disclosure_record
 from customers.models import CustomerChange
-from customers.services import customer_email_change, customer_update, privacy_request_open
+from customers.services import customer_email_change, customer_update
+from privacy.services import privacy_request_open
 from tests.factories import CustomerFactory, RegistrationFactory, ResellerFactory
 
 # Augusta's details are unusual on purpose: a hit anywhere in the database is hers.

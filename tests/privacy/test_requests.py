@@ -5,13 +5,13 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from customers.models import AccessLog, PrivacyRequest, add_months
-from customers.services import privacy_request_open
+from privacy.models import AccessLog, PrivacyRequest, add_months
+from privacy.services import privacy_request_open
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
 
-LIST = "/admin/customers/privacyrequest/"
+LIST = "/admin/privacy/privacyrequest/"
 
 
 @pytest.fixture
@@ -123,7 +123,7 @@ def test_an_erasure_request_is_done_only_by_erasing(client, officer, late_and_ti
     _late, timely = late_and_timely
     client.force_login(officer)
     page = client.get(f"{LIST}{timely.pk}/change/").content.decode()
-    assert f"/admin/customers/customer/{timely.customer_id}/erase/?request={timely.pk}" in page
+    assert f"/admin/privacy/customererasure/erase/{timely.customer_id}/?request={timely.pk}" in page
     response = client.post(f"{LIST}{timely.pk}/close/", {"outcome": "done"})
     assert "Erase the customer first" in response.content.decode()
     timely.refresh_from_db()

@@ -1,0 +1,39 @@
+"""Reads about a customer's personal data that several places share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from customers.models import Customer, email_hash
+
+from . import registry
+from .models import CustomerErasure
+
+
+def customer_export(*, customer: Customer) -> dict[str, Any]:
+    """Everything held about one customer, each registered part adding its sections."""
+    document: dict[str, Any] = {}
+    for part in registry.parts():
+        document.update(part.export(customer))
+    return document
+
+
+def customer_recipient_ids(customer: Customer) -> set[int]:
+    """The third parties that received the customer's data (GDPR Art. 19), from every part."""
+    ids: set[int] = set()
+    for part in registry.parts():
+        ids.update(part.recipients(customer))
+    return ids
+
+
+def customer_address_was_erased(email: str, *, erased_hashes: set[str] | None = None) -> bool:
+    """True when a customer with this address was erased (only the address's hash is kept)."""
+    digest = email_hash(email)
+    if erased_hashes is not None:
+        return digest in erased_hashes
+    return CustomerErasure.objects.filter(address_hash=digest).exists()
+
+
+def erased_address_hashes() -> set[str]:
+    """Every erased address's hash, for a file-sized check (erasures are few)."""
+    return set(CustomerErasure.objects.values_list("address_hash", flat=True))
