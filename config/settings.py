@@ -322,6 +322,11 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
+# Suppressed and erased addresses are kept only as a keyed hash (HMAC-SHA256) with this key.
+# Set it once in production and never change it: a new key makes every stored hash unknown
+# (erased customers could be imported and mailed again). Defaults to one derived from SECRET_KEY.
+ADDRESS_HASH_KEY = env.str("ADDRESS_HASH_KEY", default="") or "consentdesk.address-hash:" + SECRET_KEY
+
 # Field-level audit of staff changes (django-auditlog); views and exports are logged by the app.
 AUDITLOG_INCLUDE_ALL_MODELS = False
 

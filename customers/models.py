@@ -1,4 +1,5 @@
 import hashlib
+import hmac
 import uuid
 from datetime import timedelta
 
@@ -50,13 +51,31 @@ def normalise_email(value: str) -> str:
     return (value or "").strip().lower()
 
 
+def address_hash_key() -> bytes:
+    """
+    The key of the address hash (HMAC-SHA256): 32 bytes derived from ADDRESS_HASH_KEY, so
+    that the database can compute the same hash in SQL (marketing.sql).
+    """
+    return hashlib.sha256(settings.ADDRESS_HASH_KEY.encode("utf-8")).digest()
+
+
 def email_hash(email: str) -> str:
     """
-    SHA-256 of the normalised address: what is kept of an erased customer's address, so that
-    an import of the same address can be recognised without storing it (the same digest as
-    marketing's suppression list).
+    What is kept of an address that must be recognised without being stored (an erased
+    customer's, a suppressed one): HMAC-SHA256 of the normalised address with a server secret,
+    so a list of these hashes cannot be tested against guessed addresses.
     """
+    return hmac.new(address_hash_key(), normalise_email(email).encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def legacy_email_hash(email: str) -> str:
+    """The plain SHA-256 that rows written before the keyed hash hold."""
     return hashlib.sha256(normalise_email(email).encode("utf-8")).hexdigest()
+
+
+def email_hashes(email: str) -> list[str]:
+    """Every hash an address may be stored under: look-ups match either."""
+    return [email_hash(email), legacy_email_hash(email)]
 
 
 class CustomerQuerySet(models.QuerySet):

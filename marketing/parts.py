@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from common.dates import iso
-from customers.models import Customer
+from customers.models import Customer, email_hashes
+from customers.selectors import customer_addresses_ever_held
 from privacy.registry import PersonalDataPart
 
 from .emails import placeholder_values
@@ -44,12 +45,21 @@ class MarketingPart(PersonalDataPart):
     def erase(self, customer: Customer) -> dict[str, int]:
         """
         Keep only which campaign went to the customer and when; drop the Message-ID, subject and
-        errors (they can name the address). The address's hash joins the suppression list, so
-        an erased person is never mailed again even if re-imported.
+        errors (an SMTP reply names the address). Every address the customer ever had (the
+        current one and each in the correction history) joins the suppression list as a hash,
+        and those entries lose their notes: an erased person is never mailed again, under any
+        of their addresses, even if re-imported.
         """
         from .services import suppression_add
 
         cleared = Delivery.objects.filter(customer=customer).update(message_id="", last_error="", subject="")
-        if customer.email and "@" in customer.email:
-            suppression_add(email=customer.email, reason=Suppression.Reason.ERASURE)
-        return {"deliveries_cleared": cleared}
+        addresses = customer_addresses_ever_held(customer)
+        for address in addresses:
+            suppression_add(email=address, reason=Suppression.Reason.ERASURE)
+        hashes = [digest for address in addresses for digest in email_hashes(address)]
+        notes = Suppression.objects.filter(address_hash__in=hashes).exclude(note="").update(note="")
+        return {
+            "deliveries_cleared": cleared,
+            "addresses_suppressed": len(addresses),
+            "suppression_notes_cleared": notes,
+        }

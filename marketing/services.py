@@ -25,7 +25,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Exists, OuterRef
 from django.utils import timezone
 
-from customers.models import Customer, email_hash
+from customers.models import Customer, email_hash, email_hashes
 
 from . import sql
 from .emails import CampaignMessageBuilder, OutgoingMessage, PrebuiltEmail
@@ -640,7 +640,10 @@ def campaign_send_test(
 
 
 def suppression_add(*, email: str, reason: str, user: AbstractBaseUser | None = None, note: str = "") -> Suppression:
-    """Never send marketing to this address again. Only its hash is kept, so it outlives erasure."""
+    """Never send marketing to this address again. Only its keyed hash is kept, so it outlives erasure."""
+    existing = Suppression.objects.filter(address_hash__in=email_hashes(email)).first()  # or its older SHA-256
+    if existing is not None:
+        return existing
     suppression, _created = Suppression.objects.get_or_create(
         address_hash=email_hash(email), defaults={"reason": reason, "created_by": user, "note": note[:500]}
     )

@@ -502,8 +502,9 @@ class CustomerErasureAdmin(ReadOnlyAdmin):
                 "Erasure cannot be undone. The name, email address, phone, postal address, notes, IP address "
                 "and user agent are removed. The consent ledger keeps each decision and its time but loses IP "
                 "address, user agent and note; marketing deliveries keep campaign and time; registrations keep "
-                "order reference, dates and product but lose the licence key. The address is added to the "
-                "suppression list as a hash, so it is never mailed again and an import of it records no consent.",
+                "order reference, dates and product but lose the licence key. Every address the customer ever "
+                "had is added to the suppression list as a hash, so none is mailed again and an import of one "
+                "records no consent.",
                 "The erasure is recorded under your name.",
             ],
             "facts": [

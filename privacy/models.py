@@ -152,12 +152,14 @@ class PrivacyRequest(models.Model):
 class CustomerErasure(models.Model):
     """
     The record that a customer's personal data was erased: who, when, on which request, and
-    what each part of the system redacted. Keeps only a hash of the address, so an import of
+    what each part of the system redacted. Keeps only a keyed hash of the address, so an import of
     the same address can be refused consent without the address being kept.
     """
 
     customer = models.OneToOneField(Customer, on_delete=models.PROTECT, related_name="erasure")
-    address_hash = models.CharField(max_length=64, help_text="SHA-256 of the erased, normalised address.")
+    address_hash = models.CharField(
+        max_length=64, help_text="Keyed hash (HMAC-SHA256) of the erased, normalised address."
+    )
     erased_at = models.DateTimeField(default=timezone.now)
     erased_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     privacy_request = models.ForeignKey(
@@ -176,6 +178,29 @@ class CustomerErasure(models.Model):
 
     def __str__(self) -> str:
         return f"Erasure of customer {self.customer_id} on {self.erased_at:%Y-%m-%d}"
+
+
+class ErasedAddress(models.Model):
+    """
+    Every address an erased customer ever had (the correction history knows the earlier ones),
+    as a keyed hash: an import of any of them is recognised without the address being kept.
+    """
+
+    erasure = models.ForeignKey(CustomerErasure, on_delete=models.PROTECT, related_name="addresses")
+    address_hash = models.CharField(max_length=64, help_text="Keyed hash (HMAC-SHA256) of the normalised address.")
+
+    class Meta:
+        verbose_name = "erased address"
+        constraints = [
+            models.UniqueConstraint(fields=["erasure", "address_hash"], name="erased_address_once_per_erasure"),
+        ]
+        indexes = [
+            # The import asks whether an address was erased.
+            models.Index(fields=["address_hash"], name="erased_address_by_hash"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Address of erasure {self.erasure_id}"
 
 
 class RecipientNotification(models.Model):

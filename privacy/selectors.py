@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from customers.models import Customer, email_hash
+from customers.models import Customer, email_hashes
 
 from . import registry
-from .models import CustomerErasure
+from .models import CustomerErasure, ErasedAddress
 
 
 def customer_export(*, customer: Customer) -> dict[str, Any]:
@@ -28,12 +28,17 @@ def customer_recipient_ids(customer: Customer) -> set[int]:
 
 def customer_address_was_erased(email: str, *, erased_hashes: set[str] | None = None) -> bool:
     """True when a customer with this address was erased (only the address's hash is kept)."""
-    digest = email_hash(email)
+    digests = email_hashes(email)  # the keyed hash, or the plain SHA-256 of older erasures
     if erased_hashes is not None:
-        return digest in erased_hashes
-    return CustomerErasure.objects.filter(address_hash=digest).exists()
+        return any(digest in erased_hashes for digest in digests)
+    return (
+        CustomerErasure.objects.filter(address_hash__in=digests).exists()
+        or ErasedAddress.objects.filter(address_hash__in=digests).exists()
+    )
 
 
 def erased_address_hashes() -> set[str]:
     """Every erased address's hash, for a file-sized check (erasures are few)."""
-    return set(CustomerErasure.objects.values_list("address_hash", flat=True))
+    return set(CustomerErasure.objects.values_list("address_hash", flat=True)) | set(
+        ErasedAddress.objects.values_list("address_hash", flat=True)
+    )

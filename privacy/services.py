@@ -18,9 +18,18 @@ from django.db.models import Q
 from django.utils import timezone
 
 from customers.models import ERASED_MARKER, Customer, ProductRegistration, email_hash
+from customers.selectors import customer_addresses_ever_held
 
 from . import registry
-from .models import AccessLog, CustomerErasure, PrivacyRequest, RecipientNotification, RetentionRun, add_months
+from .models import (
+    AccessLog,
+    CustomerErasure,
+    ErasedAddress,
+    PrivacyRequest,
+    RecipientNotification,
+    RetentionRun,
+    add_months,
+)
 from .selectors import customer_recipient_ids
 
 
@@ -177,6 +186,7 @@ def customer_erase(
         if locked.erased_at is not None:
             raise AlreadyErased(f"This customer was already erased on {locked.erased_at:%Y-%m-%d %H:%M}.")
         original_email = locked.email
+        addresses = customer_addresses_ever_held(locked)  # before the corrections lose their values
         summary: dict[str, Any] = {}
         # The parts of the apps higher up erase first (they were registered last): they may
         # still read what the lower parts hold, the customer's address and corrections above all.
@@ -192,6 +202,9 @@ def customer_erase(
             erased_by=staff_user,
             privacy_request=request,
             summary=summary,
+        )
+        ErasedAddress.objects.bulk_create(
+            ErasedAddress(erasure=erasure, address_hash=digest) for digest in sorted({email_hash(a) for a in addresses})
         )
         summary["third_parties_to_notify"] = recipients_to_notify(
             customer=locked, reason=RecipientNotification.Reason.ERASURE
