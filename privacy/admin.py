@@ -150,6 +150,7 @@ class PrivacyRequestAddForm(forms.ModelForm):
         model = PrivacyRequest
         fields = ["customer", "kind", "channel", "details", "received_at"]
         help_texts = {
+            "customer": "Type the start of the customer's email address, last name or company.",
             "received_at": "When the letter, email or call reached us: the one-month deadline runs from then.",
         }
 
@@ -187,19 +188,21 @@ class CloseForm(forms.Form):
 
 @admin.register(PrivacyRequest)
 class PrivacyRequestAdmin(CustomerSearchMixin, admin.ModelAdmin):
+    # The deadline comes first after whose request it is: at 1366 px wide, with the filters
+    # beside the list, "answer by" and "days left" stay on screen.
     list_display = [
-        "received_at",
-        "customer",
+        "customer_display",
         "kind",
-        "channel",
-        "status",
         "answer_by_display",
         "days_left",
+        "status",
+        "channel",
+        "received_on",
         "handled_by",
     ]
     list_filter = [PrivacyRequestStatusFilter, DeadlineFilter, "kind", "channel"]
     list_select_related = ["customer", "handled_by"]
-    raw_id_fields = ["customer"]
+    autocomplete_fields = ["customer"]
     show_full_result_count = False
     change_form_template = "admin/privacy/privacyrequest/change_form.html"
     readonly_fields = [
@@ -243,9 +246,23 @@ class PrivacyRequestAdmin(CustomerSearchMixin, admin.ModelAdmin):
         initial.setdefault("received_at", timezone.now())
         return initial
 
+    class Media:
+        css = {"all": ["privacy/admin.css"]}
+
+    @admin.display(description="customer", ordering="customer__last_name")
+    def customer_display(self, obj: PrivacyRequest):
+        customer = obj.customer
+        if customer.is_erased or not customer.full_name:
+            return str(customer)
+        return format_html('{}<span class="address">{}</span>', customer.full_name, customer.email)
+
     @admin.display(description="answer by", ordering="deadline")
-    def answer_by_display(self, obj: PrivacyRequest):
-        return obj.answer_by
+    def answer_by_display(self, obj: PrivacyRequest) -> str:
+        return f"{timezone.localtime(obj.answer_by):%Y-%m-%d}"
+
+    @admin.display(description="received", ordering="received_at")
+    def received_on(self, obj: PrivacyRequest) -> str:
+        return f"{timezone.localtime(obj.received_at):%Y-%m-%d}"
 
     @admin.display(description="days left")
     def days_left(self, obj: PrivacyRequest):
@@ -278,8 +295,15 @@ class PrivacyRequestAdmin(CustomerSearchMixin, admin.ModelAdmin):
                 f"This customer already has an open {opened.get_kind_display().lower()} request "
                 f"(received {opened.received_at:%Y-%m-%d}): it was not added a second time.",
             )
+            request.privacy_request_not_added = True
         obj.pk = opened.pk
         obj.received_at = opened.received_at
+
+    def response_add(self, request, obj, post_url_continue=None):
+        if getattr(request, "privacy_request_not_added", False):
+            # Nothing was added: the warning is the whole story, not "was added successfully".
+            return HttpResponseRedirect(reverse("admin:privacy_privacyrequest_change", args=[obj.pk]))
+        return super().response_add(request, obj, post_url_continue)
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
@@ -298,7 +322,12 @@ class PrivacyRequestAdmin(CustomerSearchMixin, admin.ModelAdmin):
             is_open = obj.status == PrivacyRequest.Status.OPEN
             extra_context.update(
                 {
-                    "can_extend": can_change and is_open and obj.extended_due_at is None,
+                    "can_extend": can_change and obj.can_still_be_extended(),
+                    "extension_closed": is_open
+                    and obj.extended_due_at is None
+                    and not obj.can_still_be_extended()
+                    and f"It can no longer be extended: the first month ended on "
+                    f"{timezone.localtime(obj.due_at):%Y-%m-%d}.",
                     "can_close": can_change and is_open,
                     "can_export": obj.kind == PrivacyRequest.Kind.ACCESS
                     and request.user.has_perm("customers.export_customer"),
@@ -350,6 +379,20 @@ class PrivacyRequestAdmin(CustomerSearchMixin, admin.ModelAdmin):
         return TemplateResponse(request, "admin/privacy/action_form.html", context)
 
     def extend_view(self, request, pk: int):
+        privacy_request = get_object_or_404(PrivacyRequest, pk=pk)
+        if (
+            privacy_request.status == PrivacyRequest.Status.OPEN
+            and privacy_request.extended_due_at is None
+            and not privacy_request.can_still_be_extended()
+        ):
+            self.message_user(
+                request,
+                f"This request can no longer be extended: the first month ended on "
+                f"{timezone.localtime(privacy_request.due_at):%Y-%m-%d}. Answer it now.",
+                messages.WARNING,
+            )
+            return HttpResponseRedirect(reverse("admin:privacy_privacyrequest_change", args=[pk]))
+
         def act(privacy_request, data):
             extended = services.privacy_request_extend(
                 privacy_request=privacy_request, reason=data["reason"], staff_user=request.user
@@ -363,7 +406,8 @@ class PrivacyRequestAdmin(CustomerSearchMixin, admin.ModelAdmin):
             title="Extend the deadline by two months",
             intro=[
                 "A deadline can be extended once, by two further months, where the request is complex or "
-                "there are many. Tell the customer within the first month, with the reason."
+                "there are many, and only within the first month: tell the customer before it ends, with "
+                "the reason. An overdue request cannot be extended."
             ],
             submit_label="Extend by two months",
             act=act,

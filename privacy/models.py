@@ -145,6 +145,11 @@ class PrivacyRequest(models.Model):
         if self.status == self.Status.REFUSED and not self.refusal_reason.strip():
             raise ValidationError({"refusal_reason": "Say why the request is refused."})
 
+    def can_still_be_extended(self, now=None) -> bool:
+        """Only within the first month (GDPR Art. 12(3)): an overdue request must be answered, not extended."""
+        still_first_month = (now or timezone.now()) <= self.due_at
+        return self.status == self.Status.OPEN and self.extended_due_at is None and still_first_month
+
     def is_overdue(self, now=None) -> bool:
         return self.status == self.Status.OPEN and self.answer_by < (now or timezone.now())
 

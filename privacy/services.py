@@ -68,12 +68,20 @@ def privacy_request_open(
 def privacy_request_extend(
     *, privacy_request: PrivacyRequest, reason: str, staff_user: AbstractBaseUser
 ) -> PrivacyRequest:
-    """Extend the deadline once, by two further months, giving the reason (GDPR Art. 12(3))."""
+    """
+    Extend the deadline once, by two further months, giving the reason (GDPR Art. 12(3)); only
+    within the first month, so an overdue request cannot be made timely again.
+    """
     locked = PrivacyRequest.objects.select_for_update().get(pk=privacy_request.pk)
     if locked.status != PrivacyRequest.Status.OPEN:
         raise ValidationError("Only an open request can be extended.")
     if locked.extended_due_at is not None:
         raise ValidationError("This request was already extended once; it cannot be extended again.")
+    if timezone.now() > locked.due_at:
+        raise ValidationError(
+            f"The first month ended on {timezone.localtime(locked.due_at):%Y-%m-%d}: a deadline can only be "
+            "extended within it, and the customer told so then. This request is overdue: answer it now."
+        )
     if not reason.strip():
         raise ValidationError({"extension_reason": "Say why the answer needs more time."})
     locked.extended_due_at = add_months(locked.due_at, PrivacyRequest.EXTENSION_MONTHS)
