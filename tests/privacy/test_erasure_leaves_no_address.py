@@ -15,20 +15,28 @@ from django.apps import apps
 from consents.models import Purpose, Source
 from consents.services import consent_set
 from customers.models import address_hash_key, email_hash, legacy_email_hash
-from customers.services import customers_import
 from marketing import services as marketing
-from marketing.models import Campaign, Delivery, Suppression
+from marketing.models import Delivery, Suppression
 from privacy.models import CustomerErasure, ErasedAddress
 from privacy.selectors import customer_address_was_erased
 from privacy.services import customer_erase
 from tests.factories import CustomerFactory
-from tests.marketing.helpers import SMTPServer
 
-from .people import AUGUSTA, CONSENT_IP, CONSENT_USER_AGENT, LICENCE_KEY, OLD_EMAIL, text_columns_containing
+from .people import (
+    AUGUSTA,
+    CONSENT_IP,
+    CONSENT_USER_AGENT,
+    IMPORTED_CITY,
+    LICENCE_KEY,
+    OLD_EMAIL,
+    gus_who_consents,
+    send_campaign,
+    text_columns_containing,
+)
 
 pytestmark = pytest.mark.django_db
 
-IMPORTED_CITY = "Ockhamqx Vale"
+
 EVERYTHING_SHE_EVER_HAD = [
     *AUGUSTA.values(),
     OLD_EMAIL,
@@ -41,70 +49,6 @@ EVERYTHING_SHE_EVER_HAD = [
     "augusta.q7",
     "augusta.old",
 ]
-
-
-@pytest.fixture
-def smtp(settings):
-    server = SMTPServer()
-    server.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", server.port
-    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
-    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-    yield server
-    server.stop()
-
-
-def gus_who_consents():
-    """A bystander, so that a campaign has someone to go to."""
-    gus = CustomerFactory(email="gus@example.com")
-    consent_set(
-        customer=gus, purpose=Purpose.objects.get(code="newsletter"), granted=True, source=Source.PREFERENCE_PAGE
-    )
-    return gus
-
-
-def send_campaign(name: str, staff_user) -> Campaign:
-    campaign = Campaign(
-        name=name,
-        purpose=Purpose.objects.get(code="newsletter"),
-        subject="News for {{ first_name }}",
-        text_body="Hello {{ first_name }} {{ last_name }}",
-        html_body="<p>Hello {{ first_name }}</p>",
-        created_by=staff_user,
-    )
-    campaign.full_clean()
-    campaign.save()
-    marketing.campaign_schedule(campaign=campaign, user=staff_user)
-    marketing.campaigns_dispatch_due()
-    marketing.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=marketing.LAST_ID)
-    return campaign
-
-
-@pytest.fixture
-def augusta_through_everything(smtp, client, officer, augusta_and_request, django_user_model, settings):
-    augusta, request = augusta_and_request
-    marketer = django_user_model.objects.create_superuser("mo", "mo@staff.example", "correct horse battery")
-    consent_set(
-        customer=augusta, purpose=Purpose.objects.get(code="newsletter"), granted=True, source=Source.PREFERENCE_PAGE
-    )
-    # an import corrected her city
-    customers_import(headers=["email", "city"], rows=[{"email": AUGUSTA["email"], "city": IMPORTED_CITY}], update=True)
-    # she asked for her link (the mail goes out at once, as a worker would send it)
-    settings.CELERY_TASK_ALWAYS_EAGER = True
-    client.post("/preferences/", {"email": AUGUSTA["email"]})
-    # a campaign reached her, a second failed on a policy reply and a third bounced:
-    # both replies name her address
-    send_campaign("Spring", marketer)
-    smtp.handler.replies = {AUGUSTA["email"]: f"554 5.7.1 <{AUGUSTA['email']}>: rejected by policy"}
-    send_campaign("Summer", marketer)
-    smtp.handler.replies = {AUGUSTA["email"]: f"550 5.1.1 <{AUGUSTA['email']}>: Recipient address rejected"}
-    send_campaign("Autumn", marketer)
-    smtp.handler.replies = {}
-    # staff previewed a campaign with her details in a test send to themselves
-    marketing.campaign_send_test(campaign=Campaign.objects.get(name="Spring"), user=marketer, customer=augusta)
-    augusta.refresh_from_db()
-    return augusta, request
 
 
 def test_after_erasure_no_column_of_any_table_holds_anything_she_ever_had(officer, augusta_through_everything):

@@ -36,9 +36,9 @@ def test_every_app_registers_one_part_with_its_personal_fields():
         assert part.personal_fields, f"{part.name} declares no personal fields"
 
 
-def test_every_part_exports_its_personal_fields_and_erases_each_of_them(officer, augusta_and_request):
-    # given Augusta, whose record, ledger, registrations, corrections and requests all hold her data
-    augusta, _request = augusta_and_request
+def test_every_part_exports_its_personal_fields_and_erases_each_of_them(officer, augusta_through_everything):
+    # given Augusta, whose record, ledger, registrations, corrections, requests and emails hold her data
+    augusta, _request = augusta_through_everything
     before = {part.name: part.export(augusta) for part in registry.parts()}
     for part in registry.parts():
         for section in part.personal_fields:
@@ -54,6 +54,7 @@ def test_every_part_exports_its_personal_fields_and_erases_each_of_them(officer,
     assert ("customers", "customer", "email") in exported
     assert ("consents", "consent_history", "ip_address") in exported
     assert ("privacy", "privacy_requests", "details") in exported
+    assert ("marketing", "marketing_emails", "subject") in exported
 
     # when she is erased
     customer_erase(customer=augusta, staff_user=officer)
