@@ -36,8 +36,6 @@ PERSONAL_DETAIL_FIELDS = [
     "country",
 ]
 PREFERENCE_FIELDS = ["language", "currency"]
-# What is recorded about the customer besides those details; blanked on erasure too.
-RECORD_PERSONAL_FIELDS = ["email", "notes", "signup_ip", "signup_user_agent"]
 
 # The current state of one purpose for one customer. "Never asked" (no decision on record)
 # is kept apart from "withdrawn" (the customer said no, or changed their mind).
