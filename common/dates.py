@@ -1,8 +1,8 @@
-"""Dates and times as staff read them."""
+"""Dates and times as staff read them and as the exports write them."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from django.utils import timezone
 
@@ -18,3 +18,8 @@ def format_moment(value: datetime | None, empty: str = "–") -> str:
     local = timezone.localtime(value) if timezone.is_aware(value) else value
     zone = local.tzname() or ""
     return f"{local.day} {local:%b %Y, %H:%M} {zone}".rstrip()
+
+
+def iso(value: date | None) -> str | None:
+    """ISO 8601, or None for a missing date (exports write `null`, never an empty string)."""
+    return value.isoformat() if value is not None else None

@@ -289,7 +289,7 @@ def _customer_urls(customer_admin: admin.ModelAdmin) -> list:
 def _export_url(request, customer: Customer) -> str | None:
     if not request.user.has_perm("customers.export_customer"):
         return None
-    return reverse("consents_staff:customer_export", args=[customer.public_id])
+    return reverse("privacy_staff:customer_export", args=[customer.public_id])
 
 
 # The customer's page: current consent under the address, the ledger and the disclosures

@@ -444,9 +444,9 @@ class SuppressionAdmin(admin.ModelAdmin):
     def get_search_results(self, request, queryset, search_term):
         # Staff search by address: compare hashes, never store or show the address.
         if "@" in search_term:
-            from customers.models import email_hash
+            from customers.models import email_hashes
 
-            return queryset.filter(address_hash=email_hash(search_term)), False
+            return queryset.filter(address_hash__in=email_hashes(search_term)), False
         return super().get_search_results(request, queryset, search_term)
 
     def save_model(self, request, obj, form, change):

@@ -23,7 +23,7 @@ def test_the_customer_admin_is_the_customers_apps_own_with_the_consents_part_add
     assert "Record consent on the customer" in html
     assert "Consent ledger" in html
     assert "Download data export (JSON)" in html
-    assert reverse("consents_staff:customer_export", args=[ada.public_id]) in html
+    assert reverse("privacy_staff:customer_export", args=[ada.public_id]) in html
 
 
 def test_the_customer_list_offers_a_filter_per_purpose(staff_client, ada, newsletter):

@@ -12,8 +12,8 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from consents.exports import consent_history
 from consents.models import Consent, ConsentEvent, PolicyVersion, Source
+from consents.parts import ConsentPart
 from consents.receipts import consent_receipt
 from consents.selectors import customers_consenting_to
 from consents.services import consent_record, consent_set
@@ -157,7 +157,7 @@ def test_the_history_lists_decisions_in_the_order_they_were_made(client, admin_u
     assert [d["decided_at"][:10] for d in newsletter_entry["history"]] == made
     assert newsletter_entry["current_decision"]["decided_at"][:10] == "2026-11-20"
 
-    assert [d["occurred_at"][:10] for d in consent_history(wendy)] == made
+    assert [d["occurred_at"][:10] for d in ConsentPart().export(wendy)["consent_history"]] == made
     # the customer's own download, through a fresh link
     export = json.loads(
         client.post(f"/preferences/secure/{make_sensitive_token(wendy, SensitiveAction.EXPORT)}/").content

@@ -14,8 +14,8 @@ from django.utils import timezone
 
 from consents.tokens import SensitiveAction, make_preference_token, make_sensitive_token
 from customers.models import CustomerChange, PendingEmailChange
-from customers.services import customer_erase
 from marketing.tokens import make_unsubscribe_token
+from privacy.services import customer_erase
 from tests.consents.people import customer_with_choices
 from tests.factories import CustomerFactory
 from tests.privacy.people import staff_in
@@ -243,7 +243,7 @@ def test_erasure_deletes_the_changes_asked_for(client, ada, mail_now, django_use
     officer = staff_in(django_user_model, "Privacy officer", "olga-officer")
     erasure = customer_erase(customer=ada, staff_user=officer)
     assert not PendingEmailChange.objects.exists()
-    assert erasure.summary["email_changes"] == 2
+    assert erasure.summary["customers"]["email_changes_deleted"] == 2
 
 
 def test_the_confirmation_and_undo_links_work_without_their_final_slash(client, ada, mail_now):

@@ -192,7 +192,7 @@ def test_no_consent_is_recorded_until_every_customer_of_the_file_is_written(monk
 
 def test_a_customer_erased_after_being_written_gets_no_consent_and_the_import_says_so(django_user_model):
     from customers.imports import customers_import
-    from customers.services import customer_erase
+    from privacy.services import customer_erase
     from tests.privacy.people import staff_in
 
     officer = staff_in(django_user_model, "Privacy officer", "olga-officer")
