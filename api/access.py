@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from customers.models import AccessLog, Customer
-from customers.services import access_log_record
+from customers.models import Customer
+from privacy.models import AccessLog
+from privacy.services import access_log_record
 
 from .models import ApiKey
 

@@ -9,4 +9,8 @@ class ApiConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import schema  # noqa: F401 (registers the schema extension)
+        from privacy import registry
+
+        from . import parts, schema  # noqa: F401 (schema registers its extension)
+
+        registry.register(parts.ApiPart())

@@ -1,13 +1,9 @@
 from __future__ import annotations
 
-from datetime import timedelta
-
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.utils import timezone
 
-from .models import ApiKey, IdempotencyRecord, Scope
+from .models import ApiKey, Scope
 
 
 @transaction.atomic
@@ -24,10 +20,3 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
     api_key.revoked = True
     api_key.save(update_fields=["revoked"])
     return api_key
-
-
-def idempotency_records_delete_old(cutoff=None) -> int:
-    """Retried requests come within minutes; records older than API_IDEMPOTENCY_DAYS go."""
-    cutoff = timezone.now() - timedelta(days=settings.API_IDEMPOTENCY_DAYS)
-    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
-    return deleted

@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "pgtrigger",
     "common.apps.CommonConfig",
     "customers.apps.CustomersConfig",
+    "privacy.apps.PrivacyConfig",
     "consents.apps.ConsentsConfig",
     "marketing.apps.MarketingConfig",
     "intake.apps.IntakeConfig",
@@ -401,16 +402,21 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
+# Suppressed and erased addresses are kept only as a keyed hash (HMAC-SHA256) with this key.
+# Set it once in production and never change it: a new key makes every stored hash unknown
+# (erased customers could be imported and mailed again). Defaults to one derived from SECRET_KEY.
+ADDRESS_HASH_KEY = env.str("ADDRESS_HASH_KEY", default="") or "consentdesk.address-hash:" + SECRET_KEY
+
 # Field-level audit of staff changes (django-auditlog); views and exports are logged by the app.
 AUDITLOG_INCLUDE_ALL_MODELS = False
 
 # Retention of log data: IP addresses and user agents older than RETENTION_IP_DAYS (above) are
 # cleared from customers and the consent ledger by a daily task, at RETENTION_RUN_HOUR (UTC
-# unless TIME_ZONE says otherwise). Each run is recorded (admin: Customers, Retention runs).
+# unless TIME_ZONE says otherwise). Each run is recorded (admin: Privacy, Retention runs).
 from celery.schedules import crontab  # noqa: E402 (kept in this section)
 
 CELERY_BEAT_SCHEDULE["privacy-retention"] = {
-    "task": "customers.tasks.retention_apply",
+    "task": "privacy.tasks.retention_apply",
     "schedule": crontab(hour=env.int("RETENTION_RUN_HOUR", default=3), minute=17),
 }
 

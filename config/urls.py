@@ -21,7 +21,7 @@ admin.site.site_title = "ConsentDesk"
 admin.site.index_title = "Customers, consent and campaigns"
 
 urlpatterns = [
-    path("admin/export/", include("consents.urls_staff")),
+    path("admin/export/", include("privacy.urls")),
     path("admin/", admin.site.urls),
     path("preferences/", include("consents.urls")),
     # The form posts to /preferences/; answer the slash-less address too instead of an error.

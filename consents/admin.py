@@ -1,4 +1,6 @@
 import json
+from datetime import timedelta
+from functools import partial
 
 from django import forms
 from django.contrib import admin, messages
@@ -10,17 +12,26 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
-from customers.admin import CustomerAdmin as BaseCustomerAdmin
+from common.dates import format_moment
+from customers import admin_parts
 from customers.admin import EstimatedCountPaginator, ReadOnlyAdmin, ReadOnlyInline
-from customers.models import CONSENT_GRANTED, CONSENT_NEVER_ASKED, CONSENT_WITHDRAWN, Customer
+from customers.models import Customer
 from customers.validators import is_row_id
 
 from . import services
 from .admin_forms import DisclosureAdminForm, RecordConsentForm
 from .models import Consent, ConsentEvent, DataCategory, Disclosure, DisclosurePurpose, PolicyVersion, Purpose, Source
 from .receipts import consent_receipt
-from .selectors import consent_states
+from .selectors import (
+    CONSENT_GRANTED,
+    CONSENT_NEVER_ASKED,
+    CONSENT_STATES,
+    CONSENT_WITHDRAWN,
+    consent_states,
+    customers_with_consent_state,
+)
 
 # ---------------------------------------------------------------------------------------
 # The customer page: current state per purpose, the ledger, disclosures
@@ -30,28 +41,39 @@ class ConsentEventInline(ReadOnlyInline):
     model = ConsentEvent
     verbose_name = "consent decision"
     verbose_name_plural = "consent ledger (every decision, latest made first; never edited)"
-    fields = [
-        "occurred_at",
-        "purpose",
-        "decision",
-        "source",
-        "method",
-        "policy_version",
-        "wording",
-        "ip_address",
-        "user_agent",
-        "staff_user",
-        "note",
-        "recorded_at",
-        "redacted_at",
-    ]
+    # Thirteen columns made the customer's page twice the width of the screen: related facts
+    # share a cell, and the event's own page (View) shows each field on its own.
+    fields = ["decided", "purpose", "decision", "how", "policy_version", "wording", "client", "note"]
     readonly_fields = fields
     # In the order the decisions were made: a decision recorded late sits where it belongs.
     ordering = ["-occurred_at", "-recorded_at", "-id"]
+    show_change_link = True
 
     def get_queryset(self, request):
         # The customer too: each row's label names them.
         return super().get_queryset(request).select_related("customer", "purpose", "policy_version", "staff_user")
+
+    @admin.display(description="decided")
+    def decided(self, obj: ConsentEvent):
+        lines = [format_moment(obj.occurred_at)]
+        if obj.recorded_at and abs(obj.recorded_at - obj.occurred_at) > timedelta(minutes=1):
+            lines.append(f"recorded {format_moment(obj.recorded_at)}")
+        if obj.redacted_at:
+            lines.append(f"redacted {format_moment(obj.redacted_at)}")
+        return format_html_join(mark_safe("<br>"), "{}", ((line,) for line in lines))
+
+    @admin.display(description="how")
+    def how(self, obj: ConsentEvent):
+        parts = [obj.get_source_display(), obj.get_method_display() if obj.method else ""]
+        if obj.staff_user_id:
+            parts.append(f"by {obj.staff_user}")
+        return format_html_join(mark_safe("<br>"), "{}", ((part,) for part in parts if part))
+
+    @admin.display(description="IP address and browser")
+    def client(self, obj: ConsentEvent):
+        if not (obj.ip_address or obj.user_agent):
+            return "–"
+        return format_html("{}<br><small>{}</small>", obj.ip_address or "–", obj.user_agent or "")
 
     @admin.display(description="decision")
     def decision(self, obj: ConsentEvent) -> str:
@@ -121,169 +143,167 @@ def consent_state_filter(purpose: Purpose) -> type[admin.SimpleListFilter]:
             return [(CONSENT_GRANTED, "Yes"), (CONSENT_WITHDRAWN, "Withdrawn"), (CONSENT_NEVER_ASKED, "Never asked")]
 
         def queryset(self, request, queryset):
-            if self.value() in (CONSENT_GRANTED, CONSENT_WITHDRAWN, CONSENT_NEVER_ASKED):
-                return queryset.with_consent_state(purpose.code, self.value())
+            if self.value() in CONSENT_STATES:
+                return customers_with_consent_state(purpose.code, self.value(), customers=queryset)
             return queryset
 
     return ConsentStateFilter
 
 
-admin.site.unregister(Customer)
-
-
-@admin.register(Customer)
-class CustomerAdmin(BaseCustomerAdmin):
-    """The customers app's admin, with the customer's consent, ledger and disclosures."""
-
-    readonly_fields = [*BaseCustomerAdmin.readonly_fields, "consent_summary"]
-    fieldsets = [
-        BaseCustomerAdmin.fieldsets[0],
-        ("Consent", {"fields": ["consent_summary"]}),
-        *BaseCustomerAdmin.fieldsets[1:],
-    ]
-    inlines = [*BaseCustomerAdmin.inlines, ConsentEventInline, DisclosureInline]
-
-    def get_formset_kwargs(self, request, obj, inline, prefix):
-        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
-        if isinstance(inline, ReadOnlyInline) and "data" in kwargs:
-            # Nothing is ever saved through these inlines: post them as empty, so saving the
-            # customer neither needs their management form nor touches a ledger row.
-            data = kwargs["data"].copy()
-            data[f"{prefix}-TOTAL_FORMS"] = data[f"{prefix}-INITIAL_FORMS"] = "0"
-            kwargs["data"] = data
-        return kwargs
-
-    def get_list_filter(self, request):
-        return [*super().get_list_filter(request), *(consent_state_filter(p) for p in Purpose.objects.all())]
-
-    def get_urls(self):
-        own = [
-            path(
-                "<path:object_id>/record-consent/",
-                self.admin_site.admin_view(self.record_consent_view),
-                name="customers_customer_record_consent",
-            ),
-            path(
-                "<path:object_id>/consent-receipt/",
-                self.admin_site.admin_view(self.consent_receipt_view),
-                name="customers_customer_consent_receipt",
-            ),
-        ]
-        return own + super().get_urls()
-
-    @admin.display(description="current consent")
-    def consent_summary(self, obj: Customer):
-        if obj is None or obj.pk is None:
-            return "None: a new customer has no consent until a decision is recorded."
-        rows = format_html_join(
-            "",
-            "<tr><th>{}</th><td><strong>{}</strong></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+@admin.display(description="current consent")
+def consent_summary(obj: Customer | None):
+    if obj is None or obj.pk is None:
+        return "None: a new customer has no consent until a decision is recorded."
+    rows = format_html_join(
+        "",
+        "<tr><th>{}</th><td><strong>{}</strong></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        (
             (
-                (
-                    state.purpose.name,
-                    state.label,
-                    f"{timezone.localtime(state.since):%Y-%m-%d %H:%M}" if state.event else "–",
-                    state.event.get_source_display() if state.event else "–",
-                    f"policy {state.event.policy_version.version}"
-                    if state.event and state.event.policy_version
-                    else "–",
-                )
-                for state in consent_states(customer=obj, with_events=True)
-            ),
+                state.purpose.name,
+                state.label,
+                f"{timezone.localtime(state.since):%Y-%m-%d %H:%M}" if state.event else "–",
+                state.event.get_source_display() if state.event else "–",
+                f"policy {state.event.policy_version.version}" if state.event and state.event.policy_version else "–",
+            )
+            for state in consent_states(customer=obj, with_events=True)
+        ),
+    )
+    if obj.is_erased:
+        record = format_html("<em>{}</em>", services.CustomerErased(obj.erased_at).messages[0])
+    else:
+        record = format_html(
+            '<a class="button" href="{}">Record consent on the customer\'s behalf</a>',
+            reverse("admin:customers_customer_record_consent", args=[obj.pk]),
         )
-        if obj.is_erased:
-            record = format_html("<em>{}</em>", services.CustomerErased(obj.erased_at).messages[0])
+    return format_html(
+        '<table class="consent-summary"><thead><tr><th>Purpose</th><th>State</th><th>Since</th>'
+        "<th>Source</th><th>Policy</th></tr></thead><tbody>{}</tbody></table>"
+        '<p>{} <a class="button" href="{}">Download consent receipt (JSON)</a></p>',
+        rows,
+        record,
+        reverse("admin:customers_customer_consent_receipt", args=[obj.pk]),
+    )
+
+
+def _customer_or_404(object_id) -> Customer:
+    if not is_row_id(object_id):
+        raise Http404("No such customer.")
+    return get_object_or_404(Customer, pk=object_id)
+
+
+def record_consent_view(customer_admin: admin.ModelAdmin, request, object_id):
+    customer = _customer_or_404(object_id)
+    if not (
+        customer_admin.has_view_permission(request, customer) and request.user.has_perm("consents.add_consentevent")
+    ):
+        raise PermissionDenied
+    form = RecordConsentForm(request.POST or None, customer=customer)
+    if request.method == "POST" and form.is_valid():
+        purpose, granted = form.cleaned_data["purpose"], form.cleaned_data["decision"]
+        try:
+            outcome = services.consent_record(
+                customer=customer,
+                purpose=purpose,
+                granted=granted,
+                source=Source.STAFF,
+                staff_user=request.user,
+                method=form.cleaned_data["method"],
+                occurred_at=form.occurred_at(),
+                note=form.cleaned_data["note"],
+            )
+        except ValidationError as error:
+            _add_service_errors(form, error)
         else:
-            record = format_html(
-                '<a class="button" href="{}">Record consent on the customer\'s behalf</a>',
-                reverse("admin:customers_customer_record_consent", args=[obj.pk]),
-            )
-        return format_html(
-            '<table class="consent-summary"><thead><tr><th>Purpose</th><th>State</th><th>Since</th>'
-            "<th>Source</th><th>Policy</th></tr></thead><tbody>{}</tbody></table>"
-            '<p>{} <a class="button" href="{}">Download consent receipt (JSON)</a></p>',
-            rows,
-            record,
-            reverse("admin:customers_customer_consent_receipt", args=[obj.pk]),
+            _tell_outcome(customer_admin, request, customer, purpose, granted, outcome)
+            return HttpResponseRedirect(reverse("admin:customers_customer_change", args=[customer.pk]))
+    context = {
+        **customer_admin.admin_site.each_context(request),
+        "title": "Record consent on the customer's behalf",
+        "subtitle": str(customer),
+        "customer": customer,
+        "form": form,
+        "adminform": AdminForm(form, form.fieldsets, {}),
+        "media": customer_admin.media + form.media,
+        "opts": customer_admin.model._meta,
+        "states": consent_states(customer=customer, with_events=True),
+        # Said before staff fill in the form; a POST gets the same refusal from the service.
+        "erased_message": services.CustomerErased(customer.erased_at).messages[0] if customer.is_erased else "",
+    }
+    return TemplateResponse(request, "admin/consents/record_consent.html", context)
+
+
+def _tell_outcome(
+    customer_admin: admin.ModelAdmin, request, customer, purpose, granted: bool, outcome: services.ConsentOutcome
+) -> None:
+    decision = "granted" if granted else "withdrawn"
+    if outcome.event is None:
+        customer_admin.message_user(
+            request,
+            f"{purpose.name} was already {decision} for {customer}: nothing new was recorded.",
+            messages.WARNING,
+        )
+    elif outcome.is_history:
+        current = outcome.current
+        state = "granted" if current.granted else "withdrawn"
+        customer_admin.message_user(
+            request,
+            f"Recorded as history: {purpose.name} {decision} on {_day(outcome.event.occurred_at)} for {customer}. "
+            f"The customer decided again after that, so the current state stays "
+            f"“{state} since {_day(current.since)}”.",
+            messages.WARNING,
+        )
+    else:
+        customer_admin.message_user(
+            request, f"Recorded: {purpose.name} {decision} for {customer} on {_day(outcome.event.occurred_at)}."
         )
 
-    def _customer_or_404(self, request, object_id) -> Customer:
-        if not is_row_id(object_id):
-            raise Http404("No such customer.")
-        return get_object_or_404(Customer, pk=object_id)
 
-    def record_consent_view(self, request, object_id):
-        customer = self._customer_or_404(request, object_id)
-        if not (self.has_view_permission(request, customer) and request.user.has_perm("consents.add_consentevent")):
-            raise PermissionDenied
-        form = RecordConsentForm(request.POST or None, customer=customer)
-        if request.method == "POST" and form.is_valid():
-            purpose, granted = form.cleaned_data["purpose"], form.cleaned_data["decision"]
-            try:
-                outcome = services.consent_record(
-                    customer=customer,
-                    purpose=purpose,
-                    granted=granted,
-                    source=Source.STAFF,
-                    staff_user=request.user,
-                    method=form.cleaned_data["method"],
-                    occurred_at=form.occurred_at(),
-                    note=form.cleaned_data["note"],
-                )
-            except ValidationError as error:
-                _add_service_errors(form, error)
-            else:
-                self._tell_outcome(request, customer, purpose, granted, outcome)
-                return HttpResponseRedirect(reverse("admin:customers_customer_change", args=[customer.pk]))
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Record consent on the customer's behalf",
-            "subtitle": str(customer),
-            "customer": customer,
-            "form": form,
-            "adminform": AdminForm(form, form.fieldsets, {}),
-            "media": self.media + form.media,
-            "opts": self.model._meta,
-            "states": consent_states(customer=customer, with_events=True),
-            # Said before staff fill in the form; a POST gets the same refusal from the service.
-            "erased_message": services.CustomerErased(customer.erased_at).messages[0] if customer.is_erased else "",
-        }
-        return TemplateResponse(request, "admin/consents/record_consent.html", context)
+def consent_receipt_view(customer_admin: admin.ModelAdmin, request, object_id):
+    customer = _customer_or_404(object_id)
+    if not customer_admin.has_view_permission(request, customer):
+        raise PermissionDenied
+    receipt = consent_receipt(customer=customer)
+    response = HttpResponse(
+        json.dumps(receipt, indent=2, ensure_ascii=False), content_type="application/json; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="consent-receipt-{customer.public_id}.json"'
+    return response
 
-    def _tell_outcome(self, request, customer, purpose, granted: bool, outcome: services.ConsentOutcome) -> None:
-        decision = "granted" if granted else "withdrawn"
-        if outcome.event is None:
-            self.message_user(
-                request,
-                f"{purpose.name} was already {decision} for {customer}: nothing new was recorded.",
-                messages.WARNING,
-            )
-        elif outcome.is_history:
-            current = outcome.current
-            state = "granted" if current.granted else "withdrawn"
-            self.message_user(
-                request,
-                f"Recorded as history: {purpose.name} {decision} on {_day(outcome.event.occurred_at)} for {customer}. "
-                f"The customer decided again after that, so the current state stays "
-                f"“{state} since {_day(current.since)}”.",
-                messages.WARNING,
-            )
-        else:
-            self.message_user(
-                request, f"Recorded: {purpose.name} {decision} for {customer} on {_day(outcome.event.occurred_at)}."
-            )
 
-    def consent_receipt_view(self, request, object_id):
-        customer = self._customer_or_404(request, object_id)
-        if not self.has_view_permission(request, customer):
-            raise PermissionDenied
-        receipt = consent_receipt(customer=customer)
-        response = HttpResponse(
-            json.dumps(receipt, indent=2, ensure_ascii=False), content_type="application/json; charset=utf-8"
-        )
-        response["Content-Disposition"] = f'attachment; filename="consent-receipt-{customer.public_id}.json"'
-        return response
+def _customer_urls(customer_admin: admin.ModelAdmin) -> list:
+    wrap = customer_admin.admin_site.admin_view
+    return [
+        path(
+            "<path:object_id>/record-consent/",
+            wrap(partial(record_consent_view, customer_admin)),
+            name="customers_customer_record_consent",
+        ),
+        path(
+            "<path:object_id>/consent-receipt/",
+            wrap(partial(consent_receipt_view, customer_admin)),
+            name="customers_customer_consent_receipt",
+        ),
+    ]
 
+
+def _export_url(request, customer: Customer) -> str | None:
+    if not request.user.has_perm("customers.export_customer"):
+        return None
+    return reverse("privacy_staff:customer_export", args=[customer.public_id])
+
+
+# The customer's page: current consent under the address, the ledger and the disclosures
+# below the customer's own records, a filter per purpose on the list, and the data export.
+admin_parts.register(
+    admin_parts.CustomerAdminPart(
+        app="consents",
+        panels=[admin_parts.Panel(title="Consent", render=consent_summary)],
+        inlines=[ConsentEventInline, DisclosureInline],
+        links=[admin_parts.Link(label="Download data export (JSON)", url=_export_url)],
+        list_filters=lambda request: [consent_state_filter(p) for p in Purpose.objects.all()],
+        urls=_customer_urls,
+    )
+)
 
 # ---------------------------------------------------------------------------------------
 # The ledger: read-only, for everyone

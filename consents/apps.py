@@ -9,18 +9,14 @@ class ConsentsConfig(AppConfig):
     def ready(self) -> None:
         from auditlog.registry import auditlog
 
-        from customers import registry
+        from customers.demo import register_demo_loader
         from customers.imports import register_import_extension
+        from privacy import registry
 
-        from . import demo, exports, imports, privacy
+        from . import demo, imports, parts
         from .models import Disclosure
 
         register_import_extension(imports.EXTENSION)
-        registry.register_demo_loader("consents", demo.load_demo_consents)
-        registry.register_export_section("consents", exports.current_consents)
-        registry.register_export_section("consent_history", exports.consent_history)
-        registry.register_export_section("disclosures", exports.disclosures)
-        registry.register_eraser("consents", privacy.erase_customer)
-        registry.register_retention_step("consent_events", privacy.clear_old_request_details)
-        registry.register_recipients("disclosures", privacy.recipients)
+        register_demo_loader("consents", demo.load_demo_consents)
+        registry.register(parts.ConsentPart())
         auditlog.register(Disclosure)

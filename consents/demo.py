@@ -10,6 +10,7 @@ from django.utils import timezone
 from customers.models import Customer, ThirdParty
 
 from .models import DisclosurePurpose, LegalBasis, Method, Purpose, Source
+from .selectors import customers_consenting_to
 from .services import RequestMeta, consent_set, disclosure_record
 
 # Share of demo customers who agreed to each purpose when they registered.
@@ -70,7 +71,9 @@ def load_demo_consents(customers: list[Customer], seed: int = 2026) -> None:
 def _demo_disclosures(customers: list[Customer], rng: random.Random) -> None:
     partner = _third_party(*RESEARCH_PARTNER)
     authority = _third_party(*AUTHORITY)
-    research = Customer.objects.filter(pk__in=[c.pk for c in customers]).consenting_to("market_research")
+    research = customers_consenting_to(
+        "market_research", customers=Customer.objects.filter(pk__in=[c.pk for c in customers])
+    )
     for customer in research.select_related(None)[:3]:
         consent = customer.consents.select_related("event").get(purpose__code="market_research")
         disclosure_record(

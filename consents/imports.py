@@ -12,8 +12,8 @@ from django.core.exceptions import ValidationError
 
 from customers.imports import ImportExtension, ImportReport
 from customers.models import Customer
-from customers.services import customer_address_was_erased, erased_address_hashes
 from customers.validators import reject_card_numbers
+from privacy.selectors import customer_address_was_erased, erased_address_hashes
 
 from .models import Method, PolicyVersion, Purpose, Source
 from .services import CustomerErased, consent_set

@@ -13,6 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
+from common.dates import iso
 from customers.models import Customer
 
 from .models import ConsentEvent, Disclosure, PolicyVersion
@@ -21,23 +22,19 @@ from .selectors import consent_states
 RECEIPT_FORMAT = "consentdesk-consent-receipt/1"
 
 
-def _iso(value) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 def _event_proof(event: ConsentEvent) -> dict[str, Any]:
     policy = event.policy_version
     return {
         "event_id": event.pk,
         "decision": "granted" if event.granted else "withdrawn",
-        "decided_at": _iso(event.occurred_at),
-        "recorded_at": _iso(event.recorded_at),
+        "decided_at": iso(event.occurred_at),
+        "recorded_at": iso(event.recorded_at),
         "source": event.source,
         "source_label": event.get_source_display(),
         "collection_method": event.method,
         "collection_method_label": event.get_method_display(),
         "policy_version": policy.version if policy else None,
-        "policy_effective_at": _iso(policy.effective_at) if policy else None,
+        "policy_effective_at": iso(policy.effective_at) if policy else None,
         # The wording as shown when the customer decided: a copy kept with the event,
         # not the purpose's wording today.
         "wording_shown": event.wording,
@@ -45,7 +42,7 @@ def _event_proof(event: ConsentEvent) -> dict[str, Any]:
         "note": event.note,
         "ip_address": event.ip_address,
         "user_agent": event.user_agent,
-        "redacted_at": _iso(event.redacted_at),
+        "redacted_at": iso(event.redacted_at),
     }
 
 
@@ -81,7 +78,7 @@ def consent_receipt(*, customer: Customer) -> dict[str, Any]:
             "disclosure_purpose": disclosure.disclosure_purpose.code,
             "disclosure_purpose_name": disclosure.disclosure_purpose.name,
             "purpose": disclosure.purpose,
-            "disclosed_at": _iso(disclosure.disclosed_at),
+            "disclosed_at": iso(disclosure.disclosed_at),
             "consent_event_id": disclosure.consent_event_id,
         }
         for disclosure in Disclosure.objects.filter(customer_id=customer.pk).select_related(
@@ -91,7 +88,7 @@ def consent_receipt(*, customer: Customer) -> dict[str, Any]:
     return {
         "receipt_format": RECEIPT_FORMAT,
         "receipt_id": str(uuid.uuid4()),
-        "issued_at": _iso(timezone.now()),
+        "issued_at": iso(timezone.now()),
         "language": customer.language,
         "controller": {
             "name": settings.COMPANY_NAME,
@@ -100,7 +97,7 @@ def consent_receipt(*, customer: Customer) -> dict[str, Any]:
         },
         "subject": {"public_id": str(customer.public_id), "email": customer.email},
         "privacy_policy": (
-            {"version": current_policy.version, "effective_at": _iso(current_policy.effective_at)}
+            {"version": current_policy.version, "effective_at": iso(current_policy.effective_at)}
             if current_policy
             else None
         ),

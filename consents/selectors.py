@@ -6,12 +6,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
 
-from django.db.models import F, FilteredRelation, Q, QuerySet
+from django.db.models import Case, F, FilteredRelation, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models.functions import Coalesce
 
 from common.prepared import PreparedQuery
-from customers.models import CONSENT_GRANTED, CONSENT_NEVER_ASKED, CONSENT_WITHDRAWN, Customer
+from customers.models import Customer
 
 from .models import Consent, ConsentEvent, Purpose
+
+# The current state of one purpose for one customer. "Never asked" (no decision on record)
+# is kept apart from "withdrawn" (the customer said no, or changed their mind).
+CONSENT_GRANTED = "granted"
+CONSENT_WITHDRAWN = "withdrawn"
+CONSENT_NEVER_ASKED = "never_asked"
+CONSENT_STATES = (CONSENT_GRANTED, CONSENT_WITHDRAWN, CONSENT_NEVER_ASKED)
 
 STATE_LABELS = {
     CONSENT_GRANTED: "Granted",
@@ -82,3 +90,55 @@ def consent_states(*, customer: Customer, with_events: bool = False) -> list[Pur
     event_ids = [s.purpose.current_event_id for s in states if s.since is not None]
     events = ConsentEvent.objects.select_related("policy_version", "staff_user").in_bulk(event_ids) if event_ids else {}
     return [PurposeState(s.purpose, s.state, s.since, events.get(s.purpose.current_event_id)) for s in states]
+
+
+# ---------------------------------------------------------------------------------------
+# Customers by their current consent. Each takes the customers to narrow (all by default),
+# so a caller can combine it with the customers app's own filters (`.not_erased()`).
+
+
+def customers_consenting_to(purpose_code: str, *, customers: QuerySet[Customer] | None = None) -> QuerySet[Customer]:
+    """
+    Customers whose current decision for the purpose is "granted" (served by consent_granted_by_purpose).
+    Erasure is a separate question: pass `customers=Customer.objects.not_erased()` where it matters.
+    """
+    customers = Customer.objects.all() if customers is None else customers
+    return customers.filter(consents__purpose__code=purpose_code, consents__granted=True)
+
+
+def customers_with_consent_state(
+    purpose_code: str, state: str, *, customers: QuerySet[Customer] | None = None
+) -> QuerySet[Customer]:
+    """Customers whose current state of one purpose is CONSENT_GRANTED, CONSENT_WITHDRAWN or CONSENT_NEVER_ASKED."""
+    customers = Customer.objects.all() if customers is None else customers
+    if state == CONSENT_GRANTED:
+        return customers_consenting_to(purpose_code, customers=customers)
+    if state == CONSENT_WITHDRAWN:
+        return customers.filter(consents__purpose__code=purpose_code, consents__granted=False)
+    if state == CONSENT_NEVER_ASKED:
+        return customers.exclude(consents__purpose__code=purpose_code)
+    raise ValueError(f"unknown consent state {state!r}")
+
+
+def customers_with_consent_states(
+    purpose_codes: list[str], *, customers: QuerySet[Customer] | None = None
+) -> QuerySet[Customer]:
+    """
+    Annotate each customer, for every purpose code given, with `consent_<code>`
+    ("granted", "withdrawn" or "never_asked": a customer nobody asked has no row, which
+    is not the same as a withdrawal), `consent_<code>_since` and `consent_<code>_source`
+    (None when never asked). Hyphens in codes become underscores in the names.
+    This adds three subqueries per purpose: fine for a page of customers, not for millions.
+    """
+    customers = Customer.objects.all() if customers is None else customers
+    annotations = {}
+    for code in purpose_codes:
+        name = "consent_" + code.replace("-", "_")
+        current = Consent.objects.filter(customer=OuterRef("pk"), purpose__code=code)
+        state = current.annotate(
+            state=Case(When(granted=True, then=Value(CONSENT_GRANTED)), default=Value(CONSENT_WITHDRAWN))
+        ).values("state")[:1]
+        annotations[name] = Coalesce(Subquery(state), Value(CONSENT_NEVER_ASKED))
+        annotations[f"{name}_since"] = Subquery(current.values("since")[:1])
+        annotations[f"{name}_source"] = Subquery(current.values("event__source")[:1])
+    return customers.annotate(**annotations)

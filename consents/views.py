@@ -33,10 +33,13 @@ from customers.email_changes import (
     email_change_request,
     email_change_undo,
 )
-from customers.models import Customer, PendingEmailChange, PrivacyRequest
-from customers.services import customer_update, privacy_request_open
+from customers.models import Customer, PendingEmailChange
+from customers.services import customer_update
+from privacy.exports import export_response
+from privacy.models import PrivacyRequest
+from privacy.services import privacy_request_open
 
-from . import exports, tasks
+from . import tasks
 from .forms import DetailsForm, EmailChangeForm, LinkRequestForm, PreferencesForm
 from .models import PolicyVersion, Source
 from .preferences import preferences_save, rate_limit_hit
@@ -355,7 +358,7 @@ def sensitive(request: HttpRequest, token: str) -> HttpResponse:
 def _sensitive_export(request: HttpRequest, link: SensitiveLink, token: str) -> HttpResponse:
     # Not single-use: a download that broke off can be tried again while the link lasts.
     if request.method == "POST":
-        return exports.export_response(link.customer)
+        return export_response(link.customer)
     context = {"customer": link.customer, "token": token, "minutes": _sensitive_minutes()}
     return render(request, "consents/sensitive_export.html", context)
 

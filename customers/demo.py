@@ -1,13 +1,13 @@
 """Realistic demo data for `make run`: products, resellers and a few hundred customers."""
 
 import random
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
 from faker import Faker
 
-from . import registry
 from .models import Customer, Product, ProductRegistration, ThirdParty
 
 PRODUCTS = [
@@ -36,6 +36,14 @@ LOCALES = [
     ("ja_JP", "JP", "ja", "JPY"),
 ]
 DEMO_MARKER_PRODUCT = "photoforge-pro"
+
+# The apps above add their demo data for the new customers (consent decisions, campaigns);
+# each registers `load(customers)` from its AppConfig.ready().
+_demo_loaders: dict[str, Callable[[list[Customer]], None]] = {}
+
+
+def register_demo_loader(name: str, load: Callable[[list[Customer]], None]) -> None:
+    _demo_loaders[name] = load
 
 
 def demo_loaded() -> bool:
@@ -95,6 +103,6 @@ def load_demo_data(*, customers: int = 300, seed: int = 2026) -> int:
                 ),
                 purchased_at=min(purchased, now),
             )
-    for load in registry.demo_loaders().values():
+    for load in list(_demo_loaders.values()):
         load(created)
     return len(created)

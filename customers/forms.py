@@ -1,24 +1,13 @@
 from django import forms
 
-from .models import Customer, normalise_email
+from .models import PERSONAL_DETAIL_FIELDS, PREFERENCE_FIELDS, Customer, normalise_email
 
 # The fields a customer may correct themselves, and that the CSV import carries.
-DETAIL_FIELDS = [
-    "first_name",
-    "last_name",
-    "job_title",
-    "company",
-    "phone",
-    "address_line1",
-    "address_line2",
-    "city",
-    "region",
-    "postal_code",
-    "country",
-    "language",
-    "currency",
-]
+DETAIL_FIELDS = [*PERSONAL_DETAIL_FIELDS, *PREFERENCE_FIELDS]
 IMPORT_FIELDS = ["email", *DETAIL_FIELDS]
+# What staff correct on the customer's admin page besides the address: the details and the
+# internal notes (which no third party ever received).
+STAFF_FIELDS = [*DETAIL_FIELDS, "notes"]
 
 
 class CustomerImportRowForm(forms.ModelForm):

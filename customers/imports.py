@@ -169,21 +169,6 @@ def register_new_address_check(name: str, check: NewAddressCheck) -> None:
     _new_address_checks[name] = check
 
 
-def refuse_erased_addresses(addresses: list[str]) -> dict[str, str]:
-    """An erased customer's former address is never given a record again by a list."""
-    from .services import customer_address_was_erased, erased_address_hashes
-
-    erased = erased_address_hashes()
-    return {
-        address: (
-            "a customer with this address asked for their data to be erased, and it was: "
-            "the address is not given a new customer record (only its hash is kept, to recognise it)"
-        )
-        for address in addresses
-        if customer_address_was_erased(address, erased_hashes=erased)
-    }
-
-
 def customers_import(
     *,
     headers: list[str],

@@ -1,13 +1,13 @@
-import calendar
 import hashlib
+import hmac
 import uuid
 from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Case, OuterRef, Q, Subquery, Value, When
-from django.db.models.functions import Coalesce, Lower, Upper
+from django.db.models import Q, Value
+from django.db.models.functions import Concat, Lower, Upper
 from django.utils import timezone
 from django_countries.fields import CountryField
 from phonenumber_field.modelfields import PhoneNumberField
@@ -19,11 +19,30 @@ ERASED_MARKER = "[erased]"
 # Name and address fields hold one line: a line break would be lost by any one-line input.
 SINGLE_LINE_TEXT = [reject_card_numbers, reject_line_breaks]
 
-# The current state of one purpose for one customer. "Never asked" (no decision on record)
-# is kept apart from "withdrawn" (the customer said no, or changed their mind).
-CONSENT_GRANTED = "granted"
-CONSENT_WITHDRAWN = "withdrawn"
-CONSENT_NEVER_ASKED = "never_asked"
+
+# "Fiona Naylor": what the admin's full-name search compares with (istartswith, so
+# UPPER(...) LIKE 'FIONA NAY%'). The customer_full_name_prefix index (migration
+# 0008_customer_name_search_indexes, PostgreSQL) is built on UPPER of this same expression:
+# change one and the other, or the search reads every row.
+FULL_NAME = Concat("first_name", Value(" "), "last_name")
+
+# A customer's personal details, declared once: the corrections, the import, the data export
+# and the erasure all read these lists.
+# Details the customer may correct themselves (and that a CSV import carries).
+PERSONAL_DETAIL_FIELDS = [
+    "first_name",
+    "last_name",
+    "job_title",
+    "company",
+    "phone",
+    "address_line1",
+    "address_line2",
+    "city",
+    "region",
+    "postal_code",
+    "country",
+]
+PREFERENCE_FIELDS = ["language", "currency"]
 
 
 def normalise_email(value: str) -> str:
@@ -31,13 +50,31 @@ def normalise_email(value: str) -> str:
     return (value or "").strip().lower()
 
 
+def address_hash_key() -> bytes:
+    """
+    The key of the address hash (HMAC-SHA256): 32 bytes derived from ADDRESS_HASH_KEY, so
+    that the database can compute the same hash in SQL (marketing.sql).
+    """
+    return hashlib.sha256(settings.ADDRESS_HASH_KEY.encode("utf-8")).digest()
+
+
 def email_hash(email: str) -> str:
     """
-    SHA-256 of the normalised address: what is kept of an erased customer's address, so that
-    an import of the same address can be recognised without storing it (the same digest as
-    marketing's suppression list).
+    What is kept of an address that must be recognised without being stored (an erased
+    customer's, a suppressed one): HMAC-SHA256 of the normalised address with a server secret,
+    so a list of these hashes cannot be tested against guessed addresses.
     """
+    return hmac.new(address_hash_key(), normalise_email(email).encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def legacy_email_hash(email: str) -> str:
+    """The plain SHA-256 that rows written before the keyed hash hold."""
     return hashlib.sha256(normalise_email(email).encode("utf-8")).hexdigest()
+
+
+def email_hashes(email: str) -> list[str]:
+    """Every hash an address may be stored under: look-ups match either."""
+    return [email_hash(email), legacy_email_hash(email)]
 
 
 class CustomerQuerySet(models.QuerySet):
@@ -48,46 +85,18 @@ class CustomerQuerySet(models.QuerySet):
     def not_erased(self) -> "CustomerQuerySet":
         return self.filter(erased_at__isnull=True)
 
-    # Consent helpers. They go through the reverse relations the consents app adds
-    # (`consents`: current state, one row per purpose), so this app never imports it.
-
-    def consenting_to(self, purpose_code: str) -> "CustomerQuerySet":
-        """Customers whose current decision for the purpose is "granted" (served by consent_granted_by_purpose).
-
-        Erasure is a separate question: combine with `.not_erased()` where it matters.
+    def by_email_or_public_id(self, term: str) -> "CustomerQuerySet":
         """
-        return self.filter(consents__purpose__code=purpose_code, consents__granted=True)
-
-    def with_consent_state(self, purpose_code: str, state: str) -> "CustomerQuerySet":
-        """Filter by the current state of one purpose: CONSENT_GRANTED, CONSENT_WITHDRAWN or CONSENT_NEVER_ASKED."""
-        if state == CONSENT_GRANTED:
-            return self.consenting_to(purpose_code)
-        if state == CONSENT_WITHDRAWN:
-            return self.filter(consents__purpose__code=purpose_code, consents__granted=False)
-        if state == CONSENT_NEVER_ASKED:
-            return self.exclude(consents__purpose__code=purpose_code)
-        raise ValueError(f"unknown consent state {state!r}")
-
-    def with_consent_states(self, purpose_codes: list[str]) -> "CustomerQuerySet":
+        The customer staff have in hand: an exact address (any casing) or a public ID. Anything
+        else matches nobody, never an error: the term is typed by a person.
         """
-        Annotate each customer, for every purpose code given, with `consent_<code>`
-        ("granted", "withdrawn" or "never_asked": a customer nobody asked has no row, which
-        is not the same as a withdrawal), `consent_<code>_since` and `consent_<code>_source`
-        (None when never asked). Hyphens in codes become underscores in the names.
-        This adds three subqueries per purpose: fine for a page of customers, not for millions.
-        """
-        consent_model = self.model._meta.get_field("consents").related_model
-        annotations = {}
-        for code in purpose_codes:
-            name = "consent_" + code.replace("-", "_")
-            current = consent_model.objects.filter(customer=OuterRef("pk"), purpose__code=code)
-            state = current.annotate(
-                state=Case(When(granted=True, then=Value(CONSENT_GRANTED)), default=Value(CONSENT_WITHDRAWN))
-            ).values("state")[:1]
-            annotations[name] = Coalesce(Subquery(state), Value(CONSENT_NEVER_ASKED))
-            annotations[f"{name}_since"] = Subquery(current.values("since")[:1])
-            annotations[f"{name}_source"] = Subquery(current.values("event__source")[:1])
-        return self.annotate(**annotations)
+        term = (term or "").strip()
+        if "@" in term:
+            return self.by_email(term)
+        try:
+            return self.filter(public_id=uuid.UUID(term))
+        except ValueError:
+            return self.none()
 
 
 class Customer(models.Model):
@@ -178,7 +187,6 @@ class CustomerChange(models.Model):
         IMPORT = "import", "Import"
         RESELLER = "reseller", "Reseller notification"
         API = "api", "API"
-        SYSTEM = "system", "System"
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="changes")
     field = models.CharField(max_length=50)
@@ -292,11 +300,16 @@ class Product(models.Model):
         return self.name
 
 
+def money_back_period() -> timedelta:
+    """How long after a purchase the customer may ask for their money back (MONEY_BACK_DAYS)."""
+    return timedelta(days=settings.MONEY_BACK_DAYS)
+
+
 class ProductRegistrationQuerySet(models.QuerySet):
     def within_money_back_window(self, now=None) -> "ProductRegistrationQuerySet":
         now = now or timezone.now()
         return self.filter(
-            purchased_at__gt=now - timedelta(days=settings.MONEY_BACK_DAYS),
+            purchased_at__gt=now - money_back_period(),
             purchased_at__lte=now,
             refunded_at__isnull=True,
         )
@@ -366,7 +379,7 @@ class ProductRegistration(models.Model):
         """Derived from the purchase time, never stored."""
         if self.purchased_at is None:
             return None
-        return self.purchased_at + timedelta(days=settings.MONEY_BACK_DAYS)
+        return self.purchased_at + money_back_period()
 
     @property
     def masked_licence_key(self) -> str:
@@ -381,284 +394,8 @@ class ProductRegistration(models.Model):
 
     def clean(self) -> None:
         super().clean()
-        if self.refunded_at and self.purchased_at:
-            if self.refunded_at < self.purchased_at:
-                raise ValidationError({"refunded_at": "A refund cannot come before the purchase."})
-            late = self.refunded_at > self.money_back_deadline
-            if late and not self.refund_override_by_id and not self.refunded_by_reseller:
-                raise ValidationError(
-                    {
-                        "refunded_at": (
-                            f"The money-back deadline was {self.money_back_deadline:%Y-%m-%d %H:%M %Z}; "
-                            "a later refund needs a staff override with a reason."
-                        )
-                    }
-                )
+        # Whether a refund after the money-back deadline is allowed is registration_refund's rule.
+        if self.refunded_at and self.purchased_at and self.refunded_at < self.purchased_at:
+            raise ValidationError({"refunded_at": "A refund cannot come before the purchase."})
         if self.refund_override_by_id and not self.refund_override_reason.strip():
             raise ValidationError({"refund_override_reason": "Give the reason for the override."})
-
-
-def add_months(moment, months: int):
-    """The same day `months` later, or the month's last day when it is shorter (31 Jan + 1 month = 28/29 Feb)."""
-    month_index = moment.month - 1 + months
-    year, month = moment.year + month_index // 12, month_index % 12 + 1
-    day = min(moment.day, calendar.monthrange(year, month)[1])
-    return moment.replace(year=year, month=month, day=day)
-
-
-class PrivacyRequestQuerySet(models.QuerySet):
-    def with_answer_by(self) -> "PrivacyRequestQuerySet":
-        """Annotate `deadline`: the extended due date if staff extended it, else the due date."""
-        return self.annotate(deadline=Coalesce("extended_due_at", "due_at"))
-
-    def open(self) -> "PrivacyRequestQuerySet":
-        return self.filter(status=PrivacyRequest.Status.OPEN)
-
-    def overdue(self, now=None) -> "PrivacyRequestQuerySet":
-        """Open requests whose deadline in force has passed."""
-        return self.open().with_answer_by().filter(deadline__lt=now or timezone.now())
-
-
-class PrivacyRequest(models.Model):
-    """
-    A data-subject request (GDPR Art. 15-17): the customer asked to see, correct or erase their
-    data. It must be answered within one month of receipt; staff may extend that once, by two
-    further months, giving the reason.
-    """
-
-    RESPONSE_MONTHS = 1
-    EXTENSION_MONTHS = 2
-
-    class Kind(models.TextChoices):
-        ACCESS = "access", "Access (a copy of the data)"
-        CORRECTION = "correction", "Correction"
-        ERASURE = "erasure", "Erasure"
-
-    class Status(models.TextChoices):
-        OPEN = "open", "Open"
-        DONE = "done", "Done"
-        REFUSED = "refused", "Refused"
-
-    class Channel(models.TextChoices):
-        PREFERENCE_PAGE = "preference_page", "Preference page"
-        LETTER = "letter", "Letter"
-        EMAIL = "email", "Email"
-        PHONE = "phone", "Phone"
-
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="privacy_requests")
-    kind = models.CharField(max_length=20, choices=Kind.choices)
-    channel = models.CharField("received through", max_length=20, choices=Channel.choices)
-    details = models.TextField(blank=True, validators=[reject_card_numbers], help_text="What the customer asked for.")
-    received_at = models.DateTimeField(default=timezone.now)
-    due_at = models.DateTimeField("answer due", help_text="One month after receipt.")
-    extended_due_at = models.DateTimeField(
-        "extended due date", null=True, blank=True, help_text="At most two further months, once, with a reason."
-    )
-    extension_reason = models.TextField(blank=True, validators=[reject_card_numbers])
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
-    refusal_reason = models.TextField(blank=True, validators=[reject_card_numbers])
-    handled_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    closed_at = models.DateTimeField(null=True, blank=True)
-
-    objects = PrivacyRequestQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-received_at", "-id"]
-        verbose_name = "privacy request"
-        constraints = [
-            # Asking twice while the first request is open is the same request.
-            models.UniqueConstraint(
-                fields=["customer", "kind"],
-                condition=Q(status="open"),
-                name="privacy_request_one_open_per_kind",
-            ),
-            models.CheckConstraint(
-                condition=Q(kind__in=["access", "correction", "erasure"]), name="privacy_request_known_kind"
-            ),
-            models.CheckConstraint(
-                condition=Q(status__in=["open", "done", "refused"]), name="privacy_request_known_status"
-            ),
-            models.CheckConstraint(
-                condition=Q(channel__in=["preference_page", "letter", "email", "phone"]),
-                name="privacy_request_known_channel",
-            ),
-            models.CheckConstraint(
-                condition=Q(due_at__gt=models.F("received_at")), name="privacy_request_due_after_receipt"
-            ),
-            models.CheckConstraint(
-                condition=Q(extended_due_at__isnull=True)
-                | (Q(extended_due_at__gt=models.F("due_at")) & ~Q(extension_reason="")),
-                name="privacy_request_extension_later_with_reason",
-            ),
-            models.CheckConstraint(
-                condition=~Q(status="refused") | ~Q(refusal_reason=""), name="privacy_request_refusal_has_reason"
-            ),
-            models.CheckConstraint(
-                condition=Q(status="open", closed_at__isnull=True) | (~Q(status="open") & Q(closed_at__isnull=False)),
-                name="privacy_request_closed_when_not_open",
-            ),
-        ]
-        indexes = [
-            # Staff work through the open requests, the most urgent first.
-            models.Index(fields=["due_at"], name="privacy_request_open_by_due", condition=Q(status="open")),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.get_kind_display()} request of {self.received_at:%Y-%m-%d} ({self.get_status_display()})"
-
-    @property
-    def answer_by(self):
-        """The deadline in force: the extended one if staff extended it."""
-        return self.extended_due_at or self.due_at
-
-    def clean(self) -> None:
-        super().clean()
-        if self.extended_due_at:
-            if not self.extension_reason.strip():
-                raise ValidationError({"extension_reason": "Say why the answer needs more time."})
-            if self.due_at and self.extended_due_at > add_months(self.due_at, self.EXTENSION_MONTHS):
-                raise ValidationError(
-                    {"extended_due_at": "The deadline can be extended by at most two further months."}
-                )
-        if self.status == self.Status.REFUSED and not self.refusal_reason.strip():
-            raise ValidationError({"refusal_reason": "Say why the request is refused."})
-
-    def is_overdue(self, now=None) -> bool:
-        return self.status == self.Status.OPEN and self.answer_by < (now or timezone.now())
-
-
-class CustomerErasure(models.Model):
-    """
-    The record that a customer's personal data was erased: who, when, on which request, and
-    what each part of the system redacted. Keeps only a hash of the address, so an import of
-    the same address can be refused consent without the address being kept.
-    """
-
-    customer = models.OneToOneField(Customer, on_delete=models.PROTECT, related_name="erasure")
-    address_hash = models.CharField(max_length=64, help_text="SHA-256 of the erased, normalised address.")
-    erased_at = models.DateTimeField(default=timezone.now)
-    erased_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    privacy_request = models.ForeignKey(
-        PrivacyRequest, null=True, blank=True, on_delete=models.PROTECT, related_name="erasures"
-    )
-    summary = models.JSONField(default=dict, help_text="What each part of the system redacted (counts).")
-
-    class Meta:
-        ordering = ["-erased_at", "-id"]
-        verbose_name = "erasure"
-        indexes = [
-            # The import asks whether an address was erased.
-            models.Index(fields=["address_hash"], name="erasure_by_address_hash"),
-        ]
-
-    def __str__(self) -> str:
-        return f"Erasure of customer {self.customer_id} on {self.erased_at:%Y-%m-%d}"
-
-
-class RecipientNotification(models.Model):
-    """
-    GDPR Art. 19: a third party that received a customer's data must be told of a correction
-    or an erasure. One row per third party and reason, open until staff mark it notified;
-    further corrections while it is open add their field names to it.
-    """
-
-    class Reason(models.TextChoices):
-        CORRECTION = "correction", "Correction"
-        ERASURE = "erasure", "Erasure"
-
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="recipient_notifications")
-    third_party = models.ForeignKey(ThirdParty, on_delete=models.PROTECT, related_name="notifications")
-    reason = models.CharField(max_length=20, choices=Reason.choices)
-    fields = models.JSONField("corrected fields", default=list, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    notified_at = models.DateTimeField(null=True, blank=True)
-    notified_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        verbose_name = "third party to notify"
-        verbose_name_plural = "third parties to notify (Art. 19)"
-        constraints = [
-            models.UniqueConstraint(
-                fields=["customer", "third_party", "reason"],
-                condition=Q(notified_at__isnull=True),
-                name="recipient_notification_one_open",
-            ),
-            models.CheckConstraint(
-                condition=Q(reason__in=["correction", "erasure"]), name="recipient_notification_known_reason"
-            ),
-            models.CheckConstraint(
-                condition=Q(notified_at__isnull=True, notified_by__isnull=True)
-                | Q(notified_at__isnull=False, notified_by__isnull=False),
-                name="recipient_notification_notified_names_who",
-            ),
-        ]
-        indexes = [
-            # The admin lists what is still to notify, oldest first.
-            models.Index(fields=["created_at"], name="recipient_notification_open", condition=Q(notified_at=None)),
-        ]
-
-    def __str__(self) -> str:
-        return f"Notify {self.third_party.name} of {self.get_reason_display().lower()}"
-
-
-class AccessLog(models.Model):
-    """Who looked at, exported or erased a customer's personal data (field changes are in the audit log)."""
-
-    class Action(models.TextChoices):
-        VIEWED = "viewed", "Viewed the customer's page"
-        EXPORTED = "exported", "Downloaded the customer's data export"
-        ERASED = "erased", "Erased the customer"
-        LIST_EXPORTED = "list_exported", "Exported a list of customers"
-        API_READ = "api_read", "Read through the API"
-        API_CHANGED = "api_changed", "Changed through the API"
-
-    staff_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    api_key_label = models.CharField("API key", max_length=80, blank=True, help_text="The key's prefix and name.")
-    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="access_logs")
-    action = models.CharField(max_length=20, choices=Action.choices)
-    detail = models.CharField(max_length=300, blank=True)
-    at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        ordering = ["-at", "-id"]
-        verbose_name = "access log entry"
-        verbose_name_plural = "access log"
-        constraints = [
-            models.CheckConstraint(
-                condition=Q(action="list_exported") | Q(customer__isnull=False), name="access_log_names_customer"
-            ),
-            models.CheckConstraint(
-                condition=Q(staff_user__isnull=False) | ~Q(api_key_label=""), name="access_log_names_who"
-            ),
-        ]
-        indexes = [
-            # The admin filters by customer or by staff user, newest first.
-            models.Index(fields=["customer", "-at"], name="access_log_by_customer"),
-            models.Index(fields=["staff_user", "-at"], name="access_log_by_staff_user"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.get_action_display()} by {self.staff_user or self.api_key_label} at {self.at:%Y-%m-%d %H:%M}"
-
-
-class RetentionRun(models.Model):
-    """One run of the retention job: the cut-off it used and how many rows each step cleared."""
-
-    started_at = models.DateTimeField(default=timezone.now)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    cutoff = models.DateTimeField(help_text="Data recorded before this moment was cleared.")
-    counts = models.JSONField(default=dict, help_text="Rows cleared per step.")
-
-    class Meta:
-        ordering = ["-started_at", "-id"]
-        verbose_name = "retention run"
-
-    def __str__(self) -> str:
-        return f"Retention run {self.started_at:%Y-%m-%d %H:%M}"

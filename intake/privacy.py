@@ -1,4 +1,8 @@
-"""Reseller notifications carry personal data: they are exported, erased and expire like the rest."""
+"""
+Intake's part of a customer's data (privacy.registry), registered from IntakeConfig.ready():
+reseller notifications carry personal data in their payloads, and sign-up requests the first
+step of a double opt-in; both are exported, erased and expire like the rest.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from customers.models import Customer
+from privacy.registry import PersonalDataPart
 
 from .models import SignupRequest, WebhookEvent
 
@@ -30,7 +35,8 @@ def export_notifications(customer: Customer) -> list[dict[str, Any]]:
             "occurred_at": event.occurred_at.isoformat(),
             "received_at": event.received_at.isoformat(),
             "status": event.status,
-            "payload": event.payload,
+            # Erasure and retention empty it; the export says so rather than show an empty object.
+            "payload": event.payload or None,
         }
         for event in WebhookEvent.objects.filter(_about(customer)).order_by("occurred_at", "id")
     ]
@@ -107,3 +113,30 @@ def clear_old_signup_details(cutoff: datetime) -> int:
         .update(request_ip_address=None, request_user_agent="", confirm_ip_address=None, confirm_user_agent="")
     )
     return deleted + cleared
+
+
+class IntakePart(PersonalDataPart):
+    name = "intake"
+    personal_fields = {
+        "reseller_notifications": ("payload",),
+        "signup_requests": (
+            "licence_key",
+            "order_reference",
+            "request_ip_address",
+            "request_user_agent",
+            "confirm_ip_address",
+            "confirm_user_agent",
+        ),
+    }
+
+    def export(self, customer: Customer) -> dict[str, Any]:
+        return {
+            "reseller_notifications": export_notifications(customer),
+            "signup_requests": export_signup_requests(customer),
+        }
+
+    def erase(self, customer: Customer) -> dict[str, int]:
+        return {**erase_customer(customer), **erase_signup_requests(customer)}
+
+    def retention(self, cutoff: datetime) -> int:
+        return clear_old_payloads(cutoff) + clear_old_signup_details(cutoff)

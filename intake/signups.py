@@ -21,9 +21,10 @@ from django.utils import timezone
 from consents.models import Consent, Method, PolicyVersion, Purpose, Source
 from consents.services import RequestMeta, consent_grant
 from consents.tokens import preference_url
-from customers.models import Customer, ProductRegistration, email_hash
-from customers.services import customer_address_was_erased, customer_create
+from customers.models import Customer, ProductRegistration, email_hashes
+from customers.services import customer_create
 from marketing.models import Suppression
+from privacy.selectors import customer_address_was_erased
 
 from .models import SignupRequest
 
@@ -117,7 +118,9 @@ def signup_for_token(token: str) -> SignupRequest:
 
 def address_blocked(email: str) -> bool:
     """An erased customer's address, or one on the suppression list: nothing is ever sent to it."""
-    return customer_address_was_erased(email) or Suppression.objects.filter(address_hash=email_hash(email)).exists()
+    return (
+        customer_address_was_erased(email) or Suppression.objects.filter(address_hash__in=email_hashes(email)).exists()
+    )
 
 
 def signup_request_send(*, signup: SignupRequest) -> bool:

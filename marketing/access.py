@@ -3,7 +3,7 @@ The access log as the marketing app writes to it (previews of a real customer's 
 exports). The one place this app imports it from.
 """
 
-from customers.models import AccessLog
-from customers.services import access_log_record
+from privacy.models import AccessLog
+from privacy.services import access_log_record
 
 __all__ = ["AccessLog", "access_log_record"]

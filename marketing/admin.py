@@ -366,15 +366,7 @@ class CampaignAdmin(admin.ModelAdmin):
 
 
 def _find_customer(query: str) -> Customer | None:
-    query = query.strip()
-    if not query:
-        return None
-    if "@" in query:
-        return Customer.objects.by_email(query).not_erased().first()
-    try:
-        return Customer.objects.not_erased().filter(public_id=query).first()
-    except ValidationError:
-        return None
+    return Customer.objects.not_erased().by_email_or_public_id(query).first()
 
 
 @admin.register(Delivery)
@@ -452,9 +444,9 @@ class SuppressionAdmin(admin.ModelAdmin):
     def get_search_results(self, request, queryset, search_term):
         # Staff search by address: compare hashes, never store or show the address.
         if "@" in search_term:
-            from customers.models import email_hash
+            from customers.models import email_hashes
 
-            return queryset.filter(address_hash=email_hash(search_term)), False
+            return queryset.filter(address_hash__in=email_hashes(search_term)), False
         return super().get_search_results(request, queryset, search_term)
 
     def save_model(self, request, obj, form, change):

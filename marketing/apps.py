@@ -8,10 +8,9 @@ class MarketingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from customers import registry
+        from privacy import registry
 
-        from . import exports, sql
+        from . import parts, sql
 
         connection_created.connect(sql.register_sqlite_functions, dispatch_uid="marketing-sqlite-functions")
-        registry.register_export_section("marketing_emails", exports.emails_sent)
-        registry.register_eraser("marketing", exports.erase_customer)
+        registry.register(parts.MarketingPart())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from consents.models import Consent, Purpose
-from customers.models import Customer, email_hash
+from customers.models import Customer, email_hashes
 
 from .models import Suppression
 
@@ -19,7 +19,7 @@ class NotMailable(StrEnum):
 
 def marketing_eligibility(*, email: str, purpose: Purpose) -> NotMailable | None:
     """None when a message of `purpose` may go to `email` now; else why not (consent, suppression, erasure)."""
-    if Suppression.objects.filter(address_hash=email_hash(email)).exists():
+    if Suppression.objects.filter(address_hash__in=email_hashes(email)).exists():
         return NotMailable.SUPPRESSED
     customer = Customer.objects.by_email(email).only("id", "erased_at").first()
     if customer is None:

@@ -1,7 +1,4 @@
-"""
-The marketing app's part of a customer's data export and erasure (through customers.registry),
-and the two staff exports: the market-research call list and internal-analysis purchase data.
-"""
+"""The two staff exports: the market-research call list and internal-analysis purchase data."""
 
 from __future__ import annotations
 
@@ -14,54 +11,13 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from customers.models import Customer, ProductRegistration
+from common.dates import iso
+from consents.selectors import customers_consenting_to
+from customers.models import PERSONAL_DETAIL_FIELDS, Customer, ProductRegistration
 
 from .access import AccessLog, access_log_record
-from .emails import placeholder_values
-from .models import Delivery, Suppression
-from .rendering import TemplateRefused, compile_template
-from .suppression import suppression_add
 
 PSEUDONYM_SALT = "marketing.internal-analysis.pseudonym"
-
-
-def _iso(value) -> str | None:
-    return value.isoformat() if value else None
-
-
-# ---------------------------------------------------------------------------------------
-# Registry: data export and erasure
-
-
-def emails_sent(customer: Customer) -> list[dict[str, Any]]:
-    """Every marketing email sent to the customer: campaign, the subject as they received it, time."""
-    values = placeholder_values(customer)
-
-    def subject(delivery: Delivery) -> str:
-        if delivery.subject:
-            return delivery.subject  # recorded when it was sent
-        try:  # sent before subjects were recorded: rebuilt from today's details
-            return " ".join(compile_template(delivery.campaign.subject).render(values).split())
-        except TemplateRefused:
-            return delivery.campaign.subject
-
-    return [
-        {"campaign": d.campaign.name, "subject": subject(d), "sent_at": _iso(d.sent_at)}
-        for d in Delivery.objects.filter(customer=customer, status=Delivery.Status.SENT)
-        .select_related("campaign")
-        .order_by("sent_at", "id")
-    ]
-
-
-def erase_customer(customer: Customer) -> None:
-    """
-    Keep only which campaign went to the customer and when; drop the Message-ID and errors
-    (they can name the address). The address's hash joins the suppression list, so an erased
-    person is never mailed again even if re-imported.
-    """
-    Delivery.objects.filter(customer=customer).update(message_id="", last_error="", subject="")
-    if customer.email and "@" in customer.email:
-        suppression_add(email=customer.email, reason=Suppression.Reason.ERASURE)
 
 
 # ---------------------------------------------------------------------------------------
@@ -80,19 +36,8 @@ def _cell(value: Any, *, allow_plus: bool = False) -> str:
     return text
 
 
-CALL_LIST_COLUMNS = [
-    "first_name",
-    "last_name",
-    "company",
-    "phone",
-    "address_line1",
-    "address_line2",
-    "city",
-    "region",
-    "postal_code",
-    "country",
-    "language",
-]
+# What research by phone or post needs: the customer's details without the job title.
+CALL_LIST_COLUMNS = [*(name for name in PERSONAL_DETAIL_FIELDS if name != "job_title"), "language"]
 
 
 @transaction.atomic
@@ -102,8 +47,7 @@ def call_list_export(*, user: AbstractBaseUser) -> tuple[str, str]:
     Logged in the access log (the Export logs page lists those entries).
     """
     customers = (
-        Customer.objects.not_erased()
-        .consenting_to("market_research")
+        customers_consenting_to("market_research", customers=Customer.objects.not_erased())
         .order_by("last_name", "first_name", "id")
         .only(*CALL_LIST_COLUMNS)
     )
@@ -146,7 +90,9 @@ def internal_analysis_export(*, user: AbstractBaseUser) -> tuple[str, str]:
     """
     registrations = (
         ProductRegistration.objects.filter(
-            customer__in=Customer.objects.not_erased().consenting_to("internal_analysis").values("pk")
+            customer__in=customers_consenting_to("internal_analysis", customers=Customer.objects.not_erased()).values(
+                "pk"
+            )
         )
         .select_related("product", "reseller", "customer")
         .order_by("purchased_at", "id")
@@ -163,9 +109,9 @@ def internal_analysis_export(*, user: AbstractBaseUser) -> tuple[str, str]:
                 _cell(registration.product.name),
                 registration.product.code,
                 _cell(registration.edition),
-                _cell(registration.reseller.name),
-                _iso(registration.purchased_at),
-                _iso(registration.refunded_at) or "",
+                _cell(registration.reseller.name if registration.reseller else ""),
+                iso(registration.purchased_at),
+                iso(registration.refunded_at) or "",
                 str(customer.country or ""),
                 customer.currency,
             ]

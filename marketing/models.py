@@ -8,7 +8,8 @@ from django.utils import timezone
 from django_countries.fields import CountryField
 
 from consents.models import Purpose
-from customers.models import AccessLog, Customer, Product
+from customers.models import Customer, Product
+from privacy.models import AccessLog
 
 from .rendering import TemplateRefused, check_template
 
@@ -198,7 +199,7 @@ class Suppression(models.Model):
         ERASURE = "erasure", "Customer erased"
         STAFF = "staff", "Added by staff"
 
-    address_hash = models.CharField(max_length=64, help_text="SHA-256 of the normalised address.")
+    address_hash = models.CharField(max_length=64, help_text="Keyed hash (HMAC-SHA256) of the normalised address.")
     reason = models.CharField(max_length=20, choices=Reason.choices)
     created_at = models.DateTimeField(default=timezone.now)
     note = models.CharField(max_length=500, blank=True)

@@ -9,21 +9,27 @@ from __future__ import annotations
 from django.db import connection
 
 from consents.models import Consent, Purpose
-from customers.models import Customer, ProductRegistration, email_hash
+from customers.models import Customer, ProductRegistration, address_hash_key, email_hash, legacy_email_hash
 
 from .models import Campaign, Delivery, Suppression
 
 SQLITE_HASH_FUNCTION = "marketing_address_hash"
+SQLITE_LEGACY_HASH_FUNCTION = "marketing_address_sha256"
 
 
 def register_sqlite_functions(sender, connection, **kwargs) -> None:
-    """SQLite has no SHA-256: give each connection the same function Python uses."""
+    """SQLite has no SHA-256: give each connection the same functions Python uses."""
     if connection.vendor == "sqlite":
         connection.connection.create_function(SQLITE_HASH_FUNCTION, 1, _sqlite_hash, deterministic=True)
+        connection.connection.create_function(SQLITE_LEGACY_HASH_FUNCTION, 1, _sqlite_legacy_hash, deterministic=True)
 
 
 def _sqlite_hash(value):
     return None if value is None else email_hash(value)
+
+
+def _sqlite_legacy_hash(value):
+    return None if value is None else legacy_email_hash(value)
 
 
 def q(name: str) -> str:
@@ -34,10 +40,27 @@ def table(model) -> str:
     return q(model._meta.db_table)
 
 
+def _hmac_pads() -> tuple[str, str]:
+    """The key XOR ipad and XOR opad of HMAC-SHA256 (RFC 2104), hex-encoded."""
+    key = address_hash_key().ljust(64, b"\0")
+    return bytes(b ^ 0x36 for b in key).hex(), bytes(b ^ 0x5C for b in key).hex()
+
+
 def address_hash_sql(column: str) -> str:
+    """customers.models.email_hash of an address column, computed by the database."""
+    if connection.vendor == "postgresql":
+        # PostgreSQL has sha256() but no HMAC without pgcrypto: HMAC spelled out.
+        inner, outer = _hmac_pads()
+        message = f"convert_to(lower(btrim({column})), 'UTF8')"
+        return f"encode(sha256(decode('{outer}', 'hex') || sha256(decode('{inner}', 'hex') || {message})), 'hex')"
+    return f"{SQLITE_HASH_FUNCTION}({column})"
+
+
+def legacy_address_hash_sql(column: str) -> str:
+    """The plain SHA-256 that suppressions written before the keyed hash hold."""
     if connection.vendor == "postgresql":
         return f"encode(sha256(convert_to(lower(btrim({column})), 'UTF8')), 'hex')"
-    return f"{SQLITE_HASH_FUNCTION}({column})"
+    return f"{SQLITE_LEGACY_HASH_FUNCTION}({column})"
 
 
 def consent_granted_sql(customer_column: str) -> str:
@@ -49,7 +72,8 @@ def consent_granted_sql(customer_column: str) -> str:
 
 
 def not_suppressed_sql(email_column: str) -> str:
-    return f"NOT EXISTS (SELECT 1 FROM {table(Suppression)} s WHERE s.address_hash = {address_hash_sql(email_column)})"
+    hashes = f"{address_hash_sql(email_column)}, {legacy_address_hash_sql(email_column)}"
+    return f"NOT EXISTS (SELECT 1 FROM {table(Suppression)} s WHERE s.address_hash IN ({hashes}))"
 
 
 def audience_where(campaign: Campaign) -> tuple[str, list]:

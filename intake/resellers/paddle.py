@@ -27,12 +27,12 @@ from consents.models import Consent, Method, Purpose, Source
 from consents.services import consent_grant, consent_withdraw
 from customers.models import Customer, CustomerChange, Product, ProductRegistration, ThirdParty
 from customers.services import (
-    customer_address_was_erased,
     customer_create,
     customer_email_set_by_reseller,
     customer_update,
     registration_refund,
 )
+from privacy.selectors import customer_address_was_erased
 
 from .base import NeedsAttention, Notification, NotificationRefused, Outcome, SignatureRefused, WaitForData
 

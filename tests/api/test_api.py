@@ -17,7 +17,8 @@ from rest_framework.test import APIClient
 from api.models import ApiKey, Scope
 from consents.models import Consent, ConsentEvent, Purpose, Source
 from consents.services import RequestMeta, consent_grant, consent_withdraw
-from customers.models import AccessLog, Customer, CustomerChange, ProductRegistration
+from customers.models import Customer, CustomerChange, ProductRegistration
+from privacy.models import AccessLog
 from tests.factories import CustomerFactory, ProductFactory, RegistrationFactory, ResellerFactory
 
 from .conftest import client_with
@@ -356,7 +357,7 @@ def test_a_refund_after_the_money_back_deadline_needs_a_reason(ada):
 
 
 def test_may_we_mail_applies_consent_suppression_and_erasure_and_hides_why_without_customers_read(ada, admin_user):
-    from customers.services import customer_erase
+    from privacy.services import customer_erase
 
     consent_grant(customer=ada, purpose=Purpose.objects.get(code="newsletter"), source=Source.PREFERENCE_PAGE)
     grace = CustomerFactory(email="grace@example.com")

@@ -10,7 +10,7 @@ from django.utils import timezone
 from consents.models import ConsentEvent, Purpose, Source
 from consents.services import CustomerErased, consent_grant, consent_withdraw
 from customers.models import ERASED_MARKER, Customer
-from customers.services import customer_erase
+from privacy.services import customer_erase
 from tests.consents.people import customer_with_choices
 
 pytestmark = pytest.mark.django_db

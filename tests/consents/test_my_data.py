@@ -8,7 +8,8 @@ import pytest
 from consents.models import DataCategory, Disclosure, LegalBasis, Source
 from consents.services import RequestMeta, consent_set
 from consents.tokens import SensitiveAction, make_preference_token, make_sensitive_token
-from customers.models import CustomerChange, PrivacyRequest, ThirdParty
+from customers.models import CustomerChange, ThirdParty
+from privacy.models import PrivacyRequest
 from tests.consents.people import customer_with_choices, disclosure_purpose
 from tests.factories import RegistrationFactory
 

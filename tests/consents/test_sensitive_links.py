@@ -11,8 +11,8 @@ import pytest
 from django.core import mail, signing
 
 from consents.tokens import SENSITIVE_SALT, SensitiveAction, make_preference_token, make_sensitive_token
-from customers.models import PrivacyRequest
 from customers.services import customer_email_change
+from privacy.models import PrivacyRequest
 from tests.consents.people import customer_with_choices
 
 pytestmark = pytest.mark.django_db

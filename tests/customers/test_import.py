@@ -374,7 +374,7 @@ def test_clear_blank_without_update_is_refused(tmp_path):
 
 @pytest.fixture
 def erased_augusta(django_user_model):
-    from customers.services import customer_erase
+    from privacy.services import customer_erase
     from tests.privacy.people import staff_in
 
     augusta = CustomerFactory(email="augusta@example.com", first_name="Augusta")
@@ -407,7 +407,7 @@ def test_a_row_with_an_erased_customers_former_address_is_refused_saying_why(tmp
 
 
 def test_the_erased_address_check_asks_the_one_lookup_for_each_new_address(monkeypatch, erased_augusta):
-    from customers import services
+    from privacy import selectors as services
 
     asked = []
     lookup = services.customer_address_was_erased

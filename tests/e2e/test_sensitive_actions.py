@@ -18,7 +18,8 @@ from django.core import mail
 
 from config.celery import app as celery_app
 from consents.tokens import make_preference_token
-from customers.models import CustomerChange, PrivacyRequest
+from customers.models import CustomerChange
+from privacy.models import PrivacyRequest
 from tests.consents.people import customer_with_choices
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

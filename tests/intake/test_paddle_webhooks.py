@@ -323,7 +323,7 @@ def test_an_approved_refund_marks_the_registration_refunded_even_after_the_money
 
 def test_a_notification_for_an_erased_address_creates_no_one(deliver, admin_user):
     staff = admin_user
-    from customers.services import customer_erase
+    from privacy.services import customer_erase
 
     fiona = Customer.objects.create(email="fiona.naylor@example.com")
     customer_erase(customer=fiona, staff_user=staff)
@@ -337,7 +337,7 @@ def test_a_notification_for_an_erased_address_creates_no_one(deliver, admin_user
 
 def test_erasure_empties_every_stored_notification_about_the_customer(deliver, photoforge, admin_user):
     staff = admin_user
-    from customers.services import customer_erase
+    from privacy.services import customer_erase
 
     deliver(fiona_created(consent=True))
     deliver(event("address.created", paddle.address(), event_id="evt_address", occurred_at="2026-11-20T10:00:01Z"))

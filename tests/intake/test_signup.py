@@ -97,7 +97,7 @@ def test_a_signup_grants_nothing_until_the_confirmation_is_posted(client, submit
 
 
 def test_the_signup_page_answers_the_same_for_a_known_an_unknown_and_an_erased_address(submit, admin_user):
-    from customers.services import customer_erase
+    from privacy.services import customer_erase
 
     CustomerFactory(email="known@example.com")
     erased = CustomerFactory(email="erased@example.com")
@@ -179,7 +179,7 @@ def test_a_confirmation_link_without_its_final_slash_works(client, submit):
 
 
 def test_expired_unconfirmed_requests_are_deleted_by_the_retention_job(submit):
-    from customers.services import retention_apply
+    from privacy.services import retention_apply
 
     submit(email="nina@example.com", purpose_newsletter="on")
     SignupRequest.objects.update(expires_at=timezone.now() - timedelta(hours=1))

@@ -11,10 +11,10 @@ import pytest
 
 from common.logging import mask_emails
 from consents.tokens import BadToken, customer_from_preference_token
-from customers.models import AccessLog
 from marketing import campaigns, dispatch, sending
 from marketing.models import Delivery, Suppression
 from marketing.tokens import read_unsubscribe_token
+from privacy.models import AccessLog
 
 from .helpers import customer_who_consents
 

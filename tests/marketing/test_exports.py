@@ -6,10 +6,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from customers.models import AccessLog
-from customers.services import customer_export
 from marketing import campaigns, dispatch, exports, sending
 from marketing.models import Delivery, ExportLog, Suppression
+from marketing.parts import MarketingPart
+from privacy.models import AccessLog
+from privacy.selectors import customer_export
 from tests.factories import CustomerFactory, RegistrationFactory
 
 from .helpers import customer_who_consents, customer_who_withdrew
@@ -96,7 +97,7 @@ def test_the_data_export_lists_emails_sent_and_erasure_keeps_campaign_and_time_o
     assert [(s["campaign"], s["subject"]) for s in section] == [("Spring newsletter", "Spring news")]
     assert section[0]["sent_at"]
 
-    exports.erase_customer(ada)
+    MarketingPart().erase(ada)
     delivery = Delivery.objects.get(customer=ada)
     assert (delivery.campaign, delivery.message_id, delivery.last_error) == (campaign, "", "")
     assert delivery.sent_at is not None

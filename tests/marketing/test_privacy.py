@@ -16,9 +16,9 @@ from django.db import connection
 
 from common.logging import MaskEmailFilter
 from customers.models import Customer
-from customers.services import customer_erase
 from marketing import campaigns, dispatch, sending, tasks
 from marketing.models import Delivery
+from privacy.services import customer_erase
 
 from .helpers import customer_who_consents
 

@@ -357,7 +357,8 @@ def test_the_export_shows_the_subject_as_received_even_after_a_correction(
     smtp, make_campaign, staff_user, django_capture_on_commit_callbacks
 ):
     """Sent as "News for Terence": a later correction of the first name does not rewrite history."""
-    from customers.services import customer_export, customer_update
+    from customers.services import customer_update
+    from privacy.selectors import customer_export
 
     terence = customer_who_consents(email="terence@example.com", first_name="Terence")
     campaign = make_campaign(subject="News for {{ first_name }}")

@@ -14,7 +14,10 @@ from django.utils import timezone
 from consents.models import DisclosurePurpose, Purpose, Source
 from consents.services import RequestMeta, consent_set, disclosure_record
 from customers.models import CustomerChange
-from customers.services import customer_email_change, customer_update, privacy_request_open
+from customers.services import customer_email_change, customer_update
+from marketing import campaigns, dispatch, sending
+from marketing.models import Campaign
+from privacy.services import privacy_request_open
 from tests.factories import CustomerFactory, RegistrationFactory, ResellerFactory
 
 # Augusta's details are unusual on purpose: a hit anywhere in the database is hers.
@@ -37,6 +40,7 @@ OLD_EMAIL = "augusta.old@analytical-engines.example"
 CONSENT_IP = "203.0.113.201"
 CONSENT_USER_AGENT = "Mozilla/5.0 EnchantressPhone/3.1"
 LICENCE_KEY = "QXQX-7777-AUGU-STA1"
+IMPORTED_CITY = "Ockhamqx Vale"
 
 
 def ensure_roles() -> None:
@@ -127,3 +131,29 @@ def text_columns_containing(values: list[str]) -> dict[str, list[str]]:
                     matched = [value for value in values if value.lower() in found]
                     hits.setdefault(f"{table}.{column.name}", []).extend(matched)
     return hits
+
+
+def gus_who_consents():
+    """A bystander, so that a campaign has someone to go to."""
+    gus = CustomerFactory(email="gus@example.com")
+    consent_set(
+        customer=gus, purpose=Purpose.objects.get(code="newsletter"), granted=True, source=Source.PREFERENCE_PAGE
+    )
+    return gus
+
+
+def send_campaign(name: str, staff_user) -> Campaign:
+    campaign = Campaign(
+        name=name,
+        purpose=Purpose.objects.get(code="newsletter"),
+        subject="News for {{ first_name }}",
+        text_body="Hello {{ first_name }} {{ last_name }}",
+        html_body="<p>Hello {{ first_name }}</p>",
+        created_by=staff_user,
+    )
+    campaign.full_clean()
+    campaign.save()
+    campaigns.campaign_send_now(campaign=campaign, user=staff_user)
+    dispatch.campaigns_dispatch_due()
+    sending.deliveries_send_batch(campaign_id=campaign.pk, first_id=0, last_id=dispatch.LAST_ID)
+    return campaign

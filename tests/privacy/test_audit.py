@@ -6,14 +6,15 @@ import pytest
 from auditlog.models import LogEntry
 from django.utils.html import escape
 
-from customers.models import AccessLog, Customer
-from customers.services import customer_erase
+from customers.models import Customer
 from marketing.exports import call_list_export
+from privacy.models import AccessLog
+from privacy.services import customer_erase
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
 
-ACCESS_LOG = "/admin/customers/accesslog/"
+ACCESS_LOG = "/admin/privacy/accesslog/"
 
 
 @pytest.fixture
@@ -45,7 +46,7 @@ def test_the_customer_page_links_to_its_access_log_export_and_erasure_for_an_off
     page = client.get(f"/admin/customers/customer/{ada.pk}/change/").content.decode()
     assert f"{ACCESS_LOG}?customer={ada.pk}" in page
     assert f"/admin/export/customer/{ada.public_id}/export.json" in page
-    assert f"/admin/customers/customer/{ada.pk}/erase/" in page
+    assert f"/admin/privacy/customererasure/erase/{ada.pk}/" in page
     client.force_login(support)
     page = client.get(f"/admin/customers/customer/{ada.pk}/change/").content.decode()
     assert "export.json" not in page and "/erase/" not in page and ACCESS_LOG not in page
@@ -111,7 +112,7 @@ def two_histories(ada, support):
 
     from consents.models import DisclosurePurpose, Purpose, Source
     from consents.services import consent_grant, disclosure_record
-    from customers.services import privacy_request_open
+    from privacy.services import privacy_request_open
     from tests.factories import RegistrationFactory, ResellerFactory
 
     grace = CustomerFactory(email="grace@example.com", first_name="Grace", last_name="Hopper")
@@ -125,7 +126,7 @@ def two_histories(ada, support):
             records[person.first_name] = [
                 f"/admin/customers/customer/{person.pk}/change/",
                 f"/admin/customers/productregistration/{registration.pk}/change/",
-                f"/admin/customers/privacyrequest/{request.pk}/change/",
+                f"/admin/privacy/privacyrequest/{request.pk}/change/",
             ]
         event = consent_grant(
             customer=ada,

@@ -11,17 +11,10 @@ from django.core.management import CommandError, call_command
 
 from consents.models import Consent, ConsentEvent
 from customers.imports import ImportRefused, customers_import
-from customers.models import (
-    ERASED_MARKER,
-    AccessLog,
-    Customer,
-    CustomerErasure,
-    PrivacyRequest,
-    RecipientNotification,
-    email_hash,
-)
-from customers.services import AlreadyErased, customer_erase
+from customers.models import ERASED_MARKER, Customer, email_hash
 from marketing.models import Suppression
+from privacy.models import AccessLog, CustomerErasure, PrivacyRequest, RecipientNotification
+from privacy.services import AlreadyErased, customer_erase
 
 from .people import AUGUSTA, CONSENT_IP, CONSENT_USER_AGENT, LICENCE_KEY, OLD_EMAIL, text_columns_containing
 
@@ -41,7 +34,7 @@ HER_DETAILS = [
 
 def erase_in_admin(client, officer, customer, privacy_request=None):
     client.force_login(officer)
-    url = f"/admin/customers/customer/{customer.pk}/erase/"
+    url = f"/admin/privacy/customererasure/erase/{customer.pk}/"
     page = client.get(url, {"request": privacy_request.pk} if privacy_request else {})
     assert page.status_code == 200
     assert "cannot be undone" in page.content.decode()
@@ -129,18 +122,18 @@ def test_third_parties_that_received_her_data_are_listed_to_notify(client, offic
 
     erasure = RecipientNotification.objects.get(customer=augusta, reason="erasure")
     assert erasure.third_party.name == "Paddle" and erasure.notified_at is None
-    listing = client.get("/admin/customers/recipientnotification/").content.decode()
+    listing = client.get("/admin/privacy/recipientnotification/").content.decode()
     assert "Paddle" in listing and "Erasure" in listing
 
     response = client.post(
-        "/admin/customers/recipientnotification/",
+        "/admin/privacy/recipientnotification/",
         {"action": "mark_notified", "_selected_action": [erasure.pk, correction.pk]},
     )
     assert response.status_code == 302
     erasure.refresh_from_db()
     assert erasure.notified_by == officer and erasure.notified_at is not None
-    assert "Paddle" not in client.get("/admin/customers/recipientnotification/").content.decode()
-    assert "Paddle" in client.get("/admin/customers/recipientnotification/", {"state": "done"}).content.decode()
+    assert "Paddle" not in client.get("/admin/privacy/recipientnotification/").content.decode()
+    assert "Paddle" in client.get("/admin/privacy/recipientnotification/", {"state": "done"}).content.decode()
 
 
 def test_importing_the_erased_address_again_is_refused_with_the_reason(client, officer, augusta_and_request, tmp_path):
@@ -174,8 +167,8 @@ def test_importing_the_erased_address_again_is_refused_with_the_reason(client, o
 def test_only_a_privacy_officer_may_erase(client, support, augusta_and_request):
     augusta, _request = augusta_and_request
     client.force_login(support)
-    assert client.get(f"/admin/customers/customer/{augusta.pk}/erase/").status_code == 403
-    assert client.post(f"/admin/customers/customer/{augusta.pk}/erase/", {"confirm": "on"}).status_code == 403
+    assert client.get(f"/admin/privacy/customererasure/erase/{augusta.pk}/").status_code == 403
+    assert client.post(f"/admin/privacy/customererasure/erase/{augusta.pk}/", {"confirm": "on"}).status_code == 403
     with pytest.raises(PermissionDenied):
         customer_erase(customer=augusta, staff_user=support)
     augusta.refresh_from_db()
@@ -185,7 +178,7 @@ def test_only_a_privacy_officer_may_erase(client, support, augusta_and_request):
 def test_erasure_needs_the_confirmation_and_happens_once(client, officer, augusta_and_request):
     augusta, _request = augusta_and_request
     client.force_login(officer)
-    unconfirmed = client.post(f"/admin/customers/customer/{augusta.pk}/erase/", {})
+    unconfirmed = client.post(f"/admin/privacy/customererasure/erase/{augusta.pk}/", {})
     assert unconfirmed.status_code == 200
     assert "Tick the box to confirm" in unconfirmed.content.decode()
     augusta.refresh_from_db()
@@ -194,7 +187,7 @@ def test_erasure_needs_the_confirmation_and_happens_once(client, officer, august
     customer_erase(customer=augusta, staff_user=officer)
     with pytest.raises(AlreadyErased):
         customer_erase(customer=augusta, staff_user=officer)
-    again = client.get(f"/admin/customers/customer/{augusta.pk}/erase/", follow=True)
+    again = client.get(f"/admin/privacy/customererasure/erase/{augusta.pk}/", follow=True)
     assert "already erased" in again.content.decode()
 
 

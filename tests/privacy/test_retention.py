@@ -9,10 +9,11 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from consents.models import ConsentEvent, Purpose, Source
-from customers import registry
-from customers.models import Customer, RetentionRun
-from customers.services import retention_apply
-from customers.tasks import retention_apply as retention_task
+from customers.models import Customer
+from privacy import registry
+from privacy.models import RetentionRun
+from privacy.services import retention_apply
+from privacy.tasks import retention_apply as retention_task
 from tests.consents.people import ensure_purposes
 from tests.factories import CustomerFactory
 
@@ -67,13 +68,7 @@ def test_retention_clears_old_ip_addresses_and_leaves_recent_ones(old_and_recent
     assert old_event.note == "Said yes at the fair"  # evidence of the decision stays
     assert old_event.granted and old_event.redacted_at is not None
     assert (recent_event.ip_address, recent_event.user_agent) == ("192.0.2.10", "Firefox/128")
-    assert run.counts == {
-        "customer_signups": 1,
-        "consent_events": 1,
-        "staff_audit_addresses": 0,
-        "reseller_notifications": 0,
-        "signup_requests": 0,
-    }
+    assert run.counts == {"customers": 1, "consents": 1, "staff_audit_addresses": 0, "intake": 0, "api": 0}
     assert run.finished_at is not None
 
 
@@ -94,16 +89,16 @@ def test_the_age_is_a_setting(old_and_recent, settings):
 
 def test_retention_runs_daily_from_beat():
     entry = settings.CELERY_BEAT_SCHEDULE["privacy-retention"]
-    assert entry["task"] == "customers.tasks.retention_apply"
+    assert entry["task"] == "privacy.tasks.retention_apply"
     assert entry["schedule"].hour == {3}
 
 
 def test_the_runs_are_listed_for_the_privacy_officer(client, officer, old_and_recent):
     retention_apply()
     client.force_login(officer)
-    page = client.get("/admin/customers/retentionrun/")
+    page = client.get("/admin/privacy/retentionrun/")
     assert page.status_code == 200
-    assert "customer_signups" in page.content.decode()
+    assert "customers" in page.content.decode()
 
 
 @pytest.mark.postgres
@@ -126,7 +121,13 @@ def test_two_runs_at_once_on_postgresql_do_the_work_once():
             close_old_connections()
             connection.close()
 
-    registry.register_retention_step("slow", slow_step)
+    class SlowPart(registry.PersonalDataPart):
+        name = "slow"
+
+        def retention(self, cutoff):
+            return slow_step(cutoff)
+
+    registry.register(SlowPart())
     try:
         thread = threading.Thread(target=first_run)
         thread.start()
@@ -135,10 +136,10 @@ def test_two_runs_at_once_on_postgresql_do_the_work_once():
         release.set()
         thread.join(timeout=30)
     finally:
-        registry._retention_steps.pop("slow", None)
+        registry._parts.pop("slow", None)
 
     assert results["second"] is None
-    assert results["first"].counts["customer_signups"] == 1
+    assert results["first"].counts["customers"] == 1
     assert RetentionRun.objects.count() == 1
     assert Customer.objects.get(email="olive@example.com").signup_ip is None
 

@@ -4,8 +4,8 @@ import pytest
 
 from consents.models import Purpose, Source
 from consents.services import consent_grant
-from customers.services import privacy_request_open
 from marketing.models import Campaign, Delivery
+from privacy.services import privacy_request_open
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
@@ -39,15 +39,15 @@ def pages(world):
         "campaign page": f"/admin/marketing/campaign/{campaign.pk}/change/",
         "deliveries": "/admin/marketing/delivery/",
         "list exports": "/admin/marketing/exportlog/",
-        "requests": "/admin/customers/privacyrequest/",
-        "request page": f"/admin/customers/privacyrequest/{request.pk}/change/",
-        "new request": "/admin/customers/privacyrequest/add/",
-        "erasure": f"/admin/customers/customer/{ada.pk}/erase/",
+        "requests": "/admin/privacy/privacyrequest/",
+        "request page": f"/admin/privacy/privacyrequest/{request.pk}/change/",
+        "new request": "/admin/privacy/privacyrequest/add/",
+        "erasure": f"/admin/privacy/customererasure/erase/{ada.pk}/",
         "data export": f"/admin/export/customer/{ada.public_id}/export.json",
-        "third parties to notify": "/admin/customers/recipientnotification/",
-        "access log": "/admin/customers/accesslog/",
+        "third parties to notify": "/admin/privacy/recipientnotification/",
+        "access log": "/admin/privacy/accesslog/",
         "field audit log": "/admin/auditlog/logentry/",
-        "retention runs": "/admin/customers/retentionrun/",
+        "retention runs": "/admin/privacy/retentionrun/",
     }
 
 
@@ -110,10 +110,10 @@ def test_the_admin_index_shows_each_role_its_own_sections(client, world, support
     client.force_login(marketer)
     index = client.get("/admin/").content.decode()
     assert "/admin/marketing/campaign/" in index
-    assert "/admin/customers/customer/" not in index and "/admin/customers/privacyrequest/" not in index
+    assert "/admin/customers/customer/" not in index and "/admin/privacy/privacyrequest/" not in index
     client.force_login(officer)
     index = client.get("/admin/").content.decode()
-    assert "/admin/customers/privacyrequest/" in index and "/admin/marketing/campaign/" not in index
+    assert "/admin/privacy/privacyrequest/" in index and "/admin/marketing/campaign/" not in index
 
 
 def test_a_superuser_still_opens_everything(admin_client, world):

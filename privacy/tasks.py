@@ -1,4 +1,4 @@
-"""Celery entry points of the customers app: they call a service."""
+"""Celery entry points of the privacy app: they call a service."""
 
 from celery import shared_task
 

@@ -4,8 +4,10 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from customers.models import CustomerChange, PrivacyRequest, add_months
-from customers.services import EmailAddressTaken, customer_email_change, privacy_request_open
+from customers.models import CustomerChange
+from customers.services import EmailAddressTaken, customer_email_change
+from privacy.models import PrivacyRequest, add_months
+from privacy.services import privacy_request_open
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db

@@ -9,11 +9,12 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from customers.models import AccessLog, Customer, PrivacyRequest
-from customers.services import access_log_record
+from customers.models import Customer
 from customers.validators import is_row_id
 
 from .exports import export_response
+from .models import AccessLog, PrivacyRequest
+from .services import access_log_record
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,53 @@
+"""
+The API's part of a customer's data (privacy.registry): the answers kept for idempotent
+retries hold what the API returned about a customer. They are exported, erased with the
+customer, and deleted once no retry can come (API_IDEMPOTENCY_DAYS).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Q, TextField
+from django.db.models.functions import Cast
+from django.utils import timezone
+
+from customers.models import Customer
+from privacy.registry import PersonalDataPart
+
+from .models import IdempotencyRecord
+
+
+def _about(customer: Customer):
+    """Kept answers that name the customer (by public id or by an address they had)."""
+    addresses = {customer.email, *customer.changes.filter(field="email").values_list("old_value", flat=True)}
+    condition = Q(response_text__contains=str(customer.public_id))
+    for address in filter(None, addresses):
+        condition |= Q(response_text__icontains=address)
+    return IdempotencyRecord.objects.annotate(response_text=Cast("response", TextField())).filter(condition)
+
+
+class ApiPart(PersonalDataPart):
+    name = "api"
+    personal_fields = {"api_answers_kept": ("response",)}
+
+    def export(self, customer: Customer) -> dict[str, Any]:
+        return {
+            "api_answers_kept": [
+                {"method": r.method, "path": r.path, "at": r.created_at.isoformat(), "response": r.response}
+                for r in _about(customer).order_by("created_at", "id")
+            ]
+        }
+
+    def erase(self, customer: Customer) -> dict[str, int]:
+        deleted, _ = IdempotencyRecord.objects.filter(
+            pk__in=list(_about(customer).values_list("pk", flat=True))
+        ).delete()
+        return {"api_answers_deleted": deleted}
+
+    def retention(self, cutoff: datetime) -> int:
+        too_old = timezone.now() - timedelta(days=settings.API_IDEMPOTENCY_DAYS)
+        deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=too_old).delete()
+        return deleted

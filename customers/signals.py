@@ -1,0 +1,14 @@
+"""
+What the customers app announces to the apps above it, which it never imports: they connect
+receivers in their AppConfig.ready().
+"""
+
+from django.dispatch import Signal
+
+# A customer or staff corrected the customer's details (not an import): every third party
+# that received the data must be told (GDPR Art. 19). Sent inside the correcting transaction
+# with `customer` and `fields` (the names of the corrected fields).
+customer_corrected = Signal()
+
+# A staff member opened the customer's page in admin: `customer`, `staff_user`.
+customer_viewed = Signal()
