@@ -165,7 +165,7 @@ def signup_confirm(*, signup: SignupRequest, request_meta: RequestMeta) -> Signu
     ledger event per purpose with the proof of both steps. Confirming twice changes nothing.
     """
     with transaction.atomic():
-        signup = SignupRequest.objects.select_for_update().select_related("product").get(pk=signup.pk)
+        signup = SignupRequest.objects.select_for_update(of=("self",)).select_related("product").get(pk=signup.pk)
         if signup.status == SignupRequest.Status.CONFIRMED:
             return signup
         now = timezone.now()

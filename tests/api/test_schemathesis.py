@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
+from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import (
     content_type_conformance,
@@ -24,7 +26,22 @@ from tests.factories import CustomerFactory, ProductFactory
 
 schema = schemathesis.openapi.from_wsgi("/api/schema/", get_wsgi_application())
 
-pytestmark = [pytest.mark.django_db(transaction=True)]
+# The WSGI app runs in the test's own thread, on its connection: an ordinary (rolled back)
+# database test, which leaves the migrations' rows (purposes, policy) for the tests after it.
+pytestmark = [pytest.mark.django_db]
+
+
+@pytest.fixture(autouse=True)
+def _one_connection_for_the_test():
+    """
+    As Django's test client does: the WSGI handler closes database connections at the end of a
+    request, which would close the test's own (its transaction is rolled back afterwards).
+    """
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
 
 
 @pytest.fixture
