@@ -19,6 +19,8 @@ from customers import admin_parts
 from customers.admin import EstimatedCountPaginator, ReadOnlyAdmin, ReadOnlyInline
 from customers.models import Customer
 from customers.validators import is_row_id
+from privacy.models import AccessLog
+from privacy.services import access_log_record
 
 from . import services
 from .admin_forms import DisclosureAdminForm, RecordConsentForm
@@ -178,10 +180,9 @@ def consent_summary(obj: Customer | None):
     return format_html(
         '<table class="consent-summary"><thead><tr><th>Purpose</th><th>State</th><th>Since</th>'
         "<th>Source</th><th>Policy</th></tr></thead><tbody>{}</tbody></table>"
-        '<p>{} <a class="button" href="{}">Download consent receipt (JSON)</a></p>',
+        "<p>{}</p>",
         rows,
         record,
-        reverse("admin:customers_customer_consent_receipt", args=[obj.pk]),
     )
 
 
@@ -259,10 +260,13 @@ def _tell_outcome(
 
 
 def consent_receipt_view(customer_admin: admin.ModelAdmin, request, object_id):
+    # A receipt holds the customer's details and every decision's proof: an export, taken by
+    # those who may take exports, and recorded as one.
     customer = _customer_or_404(object_id)
-    if not customer_admin.has_view_permission(request, customer):
+    if not request.user.has_perm("customers.export_customer"):
         raise PermissionDenied
     receipt = consent_receipt(customer=customer)
+    access_log_record(staff_user=request.user, action=AccessLog.Action.RECEIPT_DOWNLOADED, customer=customer)
     response = HttpResponse(
         json.dumps(receipt, indent=2, ensure_ascii=False), content_type="application/json; charset=utf-8"
     )
@@ -286,20 +290,20 @@ def _customer_urls(customer_admin: admin.ModelAdmin) -> list:
     ]
 
 
-def _export_url(request, customer: Customer) -> str | None:
+def _receipt_url(request, customer: Customer) -> str | None:
     if not request.user.has_perm("customers.export_customer"):
         return None
-    return reverse("privacy_staff:customer_export", args=[customer.public_id])
+    return reverse("admin:customers_customer_consent_receipt", args=[customer.pk])
 
 
 # The customer's page: current consent under the address, the ledger and the disclosures
-# below the customer's own records, a filter per purpose on the list, and the data export.
+# below the customer's own records, a filter per purpose on the list, the consent receipt.
 admin_parts.register(
     admin_parts.CustomerAdminPart(
         app="consents",
         panels=[admin_parts.Panel(title="Consent", render=consent_summary)],
         inlines=[ConsentEventInline, DisclosureInline],
-        links=[admin_parts.Link(label="Download data export (JSON)", url=_export_url)],
+        links=[admin_parts.Link(label="Download consent receipt (JSON)", url=_receipt_url)],
         list_filters=lambda request: [consent_state_filter(p) for p in Purpose.objects.all()],
         urls=_customer_urls,
     )

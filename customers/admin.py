@@ -21,7 +21,7 @@ from .models import (
     ProductRegistration,
     ThirdParty,
 )
-from .signals import customer_viewed
+from .signals import customer_viewed, customers_looked_up
 from .validators import is_row_id
 
 
@@ -129,6 +129,24 @@ class CustomerChangeInline(ReadOnlyInline):
     ordering = ["-changed_at"]
 
 
+class LookUpPaginator(Paginator):
+    """
+    The pages of the admin's autocomplete of a customer field: each page shown to staff is
+    announced (customers_looked_up), as opening a customer's page is, so the access log has it.
+    """
+
+    def __init__(self, *args, staff_user, field: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.staff_user, self.field = staff_user, field
+
+    def page(self, number):
+        page = super().page(number)
+        shown = list(page.object_list)  # the page renders these same rows, fetched once
+        if shown:
+            customers_looked_up.send(sender=Customer, customers=shown, staff_user=self.staff_user, field=self.field)
+        return page
+
+
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
     list_display = ["email", "full_name", "company", "country", "language", "created_at"]
@@ -209,11 +227,16 @@ class CustomerAdmin(admin.ModelAdmin):
             kwargs["data"] = data
         return kwargs
 
-    def _part_links(self, request, customer: Customer | None) -> list[tuple[str, str]]:
+    def _part_links(self, request, customer: Customer | None) -> list[tuple[str, str, bool]]:
         if customer is None:
             return []
-        links = [(link.label, link.url(request, customer)) for part in admin_parts.parts() for link in part.links]
-        return [(label, url) for label, url in links if url]
+        links = []
+        for link in (link for part in admin_parts.parts() for link in part.links):
+            url = link.url(request, customer)
+            if url:
+                label = link.label(request, customer) if callable(link.label) else link.label
+                links.append((label, url, link.dangerous))
+        return sorted(links, key=lambda link: link[2])
 
     def has_change_permission(self, request, obj=None) -> bool:
         # An erased record stays as the erasure left it.
@@ -231,12 +254,6 @@ class CustomerAdmin(admin.ModelAdmin):
             customer_viewed.send(sender=Customer, customer=customer, staff_user=request.user)
         extra_context = {
             **(extra_context or {}),
-            "can_export_customer": request.user.has_perm("customers.export_customer"),
-            "can_erase_customer": request.user.has_perm("customers.erase_customer")
-            and customer is not None
-            and not customer.is_erased,
-            "can_view_access_log": request.user.has_perm("privacy.view_accesslog"),
-            "can_view_audit_log": request.user.has_perm("auditlog.view_logentry"),
             "part_links": self._part_links(request, customer),
         }
         return super().change_view(request, object_id, form_url, extra_context)
@@ -282,6 +299,14 @@ class CustomerAdmin(admin.ModelAdmin):
         if len(ids) <= self.SEARCH_ID_CAP:
             return queryset.filter(pk__in=ids), False
         return matching, False
+
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        if request.resolver_match is None or request.resolver_match.url_name != "autocomplete":
+            return super().get_paginator(request, queryset, per_page, orphans, allow_empty_first_page)
+        field = ".".join(request.GET.get(key, "")[:40] for key in ("app_label", "model_name", "field_name"))
+        return LookUpPaginator(
+            queryset, per_page, orphans, allow_empty_first_page, staff_user=request.user, field=field
+        )
 
     def save_model(self, request, obj: Customer, form, change: bool) -> None:
         if not change:

@@ -37,10 +37,15 @@ class Panel:
 
 @dataclass(frozen=True)
 class Link:
-    """A button above the customer's page; `url(request, customer)` returns None to hide it."""
+    """
+    A button above the customer's page; `url(request, customer)` returns None to hide it.
+    `label` is a text or, for a button that shows a number, `label(request, customer)`.
+    Dangerous buttons (erasure) come last, in the admin's red.
+    """
 
-    label: str
+    label: str | Callable[[HttpRequest, Customer], str]
     url: Callable[[HttpRequest, Customer], str | None]
+    dangerous: bool = False
 
 
 @dataclass(frozen=True)

@@ -12,3 +12,7 @@ customer_corrected = Signal()
 
 # A staff member opened the customer's page in admin: `customer`, `staff_user`.
 customer_viewed = Signal()
+
+# A staff member's look-up (the admin's autocomplete of a customer field) showed them these
+# customers: `customers` (the page of results), `staff_user`, `field` ("app.model.field").
+customers_looked_up = Signal()

@@ -2,7 +2,11 @@ import json
 
 from django.contrib import admin, messages
 from django.db import transaction
+from django.urls import reverse
 from django.utils.html import format_html
+
+from customers import admin_parts
+from customers.models import Customer
 
 from . import services, tasks
 from .models import SignupRequest, WebhookEvent
@@ -82,3 +86,35 @@ class SignupRequestAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+def needing_attention(user, customer: Customer | None = None) -> tuple[int, str]:
+    """
+    How many reseller notifications need a person (all, or one customer's) and the link to
+    that filtered list; 0 for staff who may not see them. One COUNT query.
+    """
+    if not user.has_perm("intake.view_webhookevent"):
+        return 0, ""
+    events = WebhookEvent.objects.filter(status=WebhookEvent.Status.NEEDS_ATTENTION)
+    url = reverse("admin:intake_webhookevent_changelist") + "?status__exact=needs_attention"
+    if customer is not None:
+        events = events.filter(customer=customer)
+        url += f"&customer__id__exact={customer.pk}"
+    return events.count(), url
+
+
+def _attention_label(request, customer: Customer) -> str:
+    count, _url = needing_attention(request.user, customer)
+    return f"{count} reseller notification{'s' if count != 1 else ''} need{'' if count != 1 else 's'} attention"
+
+
+def _attention_url(request, customer: Customer) -> str | None:
+    count, url = needing_attention(request.user, customer)
+    return url if count else None
+
+
+# The customer's page: a button to the customer's reseller notifications that need a
+# person, shown only while there are some.
+admin_parts.register(
+    admin_parts.CustomerAdminPart(app="intake", links=[admin_parts.Link(label=_attention_label, url=_attention_url)])
+)

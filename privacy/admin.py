@@ -1,6 +1,5 @@
 """Admin of the privacy operations: requests, erasure, Art. 19 notifications, access log, retention, audit trail."""
 
-import uuid
 from datetime import timedelta
 
 from auditlog.admin import LogEntryAdmin
@@ -18,6 +17,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from customers import admin_parts
 from customers.admin import ReadOnlyAdmin
 from customers.models import Customer
 from customers.validators import is_row_id
@@ -45,17 +45,6 @@ class EraseForm(forms.Form):
         self.fields["privacy_request"].queryset = PrivacyRequest.objects.filter(
             customer=customer, kind=PrivacyRequest.Kind.ERASURE, status=PrivacyRequest.Status.OPEN
         )
-
-
-def _customers_matching(term: str):
-    """An exact address or a public ID: what staff have in hand when looking a customer up."""
-    term = term.strip()
-    if "@" in term:
-        return Customer.objects.by_email(term)
-    try:
-        return Customer.objects.filter(public_id=uuid.UUID(term))
-    except ValueError:
-        return Customer.objects.none()
 
 
 class CustomerFilter(admin.SimpleListFilter):
@@ -93,7 +82,7 @@ class CustomerSearchMixin:
     def get_search_results(self, request, queryset, search_term):
         if not search_term.strip():
             return queryset, False
-        return queryset.filter(customer__in=_customers_matching(search_term)), False
+        return queryset.filter(customer__in=Customer.objects.by_email_or_public_id(search_term)), False
 
 
 # ---------------------------------------------------------------------------------------
@@ -629,7 +618,48 @@ class AuditEntryAdmin(LogEntryAdmin):
     show_full_result_count = False
 
     def get_search_results(self, request, queryset, search_term):
-        customer_ids = list(_customers_matching(search_term).values_list("pk", flat=True)[:2])
+        customer_ids = list(Customer.objects.by_email_or_public_id(search_term).values_list("pk", flat=True)[:2])
         if len(customer_ids) == 1:
             return queryset.filter(audit_entries_about(customer_ids[0])), False
         return super().get_search_results(request, queryset, search_term)
+
+
+# ---------------------------------------------------------------------------------------
+# The customer's page: the data export, the customer's access log and audit trail, erasure
+
+
+def _export_url(request, customer: Customer) -> str | None:
+    if not request.user.has_perm("customers.export_customer"):
+        return None
+    return reverse("privacy_staff:customer_export", args=[customer.public_id])
+
+
+def _access_log_url(request, customer: Customer) -> str | None:
+    if not request.user.has_perm("privacy.view_accesslog"):
+        return None
+    return f"{reverse('admin:privacy_accesslog_changelist')}?customer={customer.pk}"
+
+
+def _audit_log_url(request, customer: Customer) -> str | None:
+    if not request.user.has_perm("auditlog.view_logentry"):
+        return None
+    return f"{reverse('admin:auditlog_logentry_changelist')}?customer={customer.pk}"
+
+
+def _erase_url(request, customer: Customer) -> str | None:
+    if customer.is_erased or not request.user.has_perm("customers.erase_customer"):
+        return None
+    return reverse("admin:privacy_customererasure_erase", args=[customer.pk])
+
+
+admin_parts.register(
+    admin_parts.CustomerAdminPart(
+        app="privacy",
+        links=[
+            admin_parts.Link(label="Download data export (JSON)", url=_export_url),
+            admin_parts.Link(label="Access log", url=_access_log_url),
+            admin_parts.Link(label="Audit log", url=_audit_log_url),
+            admin_parts.Link(label="Erase…", url=_erase_url, dangerous=True),
+        ],
+    )
+)

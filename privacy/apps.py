@@ -10,7 +10,7 @@ class PrivacyConfig(AppConfig):
         from auditlog.registry import auditlog
 
         from customers.imports import register_new_address_check
-        from customers.signals import customer_corrected, customer_viewed
+        from customers.signals import customer_corrected, customer_viewed, customers_looked_up
 
         from . import parts, receivers, registry, selectors
         from .models import PrivacyRequest, RecipientNotification
@@ -22,5 +22,6 @@ class PrivacyConfig(AppConfig):
         register_new_address_check("erased", selectors.refuse_erased_addresses)
         customer_corrected.connect(receivers.notify_recipients_of_correction, dispatch_uid="privacy-art19-correction")
         customer_viewed.connect(receivers.log_customer_viewed, dispatch_uid="privacy-access-log-viewed")
+        customers_looked_up.connect(receivers.log_customers_looked_up, dispatch_uid="privacy-access-log-looked-up")
         auditlog.register(PrivacyRequest)
         auditlog.register(RecipientNotification)

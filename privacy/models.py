@@ -268,6 +268,8 @@ class AccessLog(models.Model):
         LIST_EXPORTED = "list_exported", "Exported a list of customers"
         API_READ = "api_read", "Read through the API"
         API_CHANGED = "api_changed", "Changed through the API"
+        RECEIPT_DOWNLOADED = "receipt_downloaded", "Downloaded the customer's consent receipt"
+        LOOKED_UP = "looked_up", "Saw the customer in a look-up (autocomplete)"
 
     # Who: a staff member, or an API key (named by its prefix and name, never its secret).
     staff_user = models.ForeignKey(

@@ -1,7 +1,6 @@
 from django import template
-from django.urls import reverse
 
-from ..models import WebhookEvent
+from ..admin import needing_attention
 
 register = template.Library()
 
@@ -10,11 +9,7 @@ register = template.Library()
 def intake_attention(context, customer=None):
     """How many reseller notifications need a person (for one customer, or all), for staff who may see them."""
     request = context.get("request")
-    if request is None or not request.user.has_perm("intake.view_webhookevent"):
+    if request is None:
         return {"count": 0}
-    events = WebhookEvent.objects.filter(status=WebhookEvent.Status.NEEDS_ATTENTION)
-    url = reverse("admin:intake_webhookevent_changelist") + "?status__exact=needs_attention"
-    if customer is not None:
-        events = events.filter(customer=customer)
-        url += f"&customer__id__exact={customer.pk}"
-    return {"count": events.count(), "url": url}
+    count, url = needing_attention(request.user, customer)
+    return {"count": count, "url": url}

@@ -1,6 +1,7 @@
 """The customer's admin page and list, as staff use them."""
 
 import ast
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -44,6 +45,18 @@ def test_no_module_of_customers_imports_an_app_above_it():
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names = [node.module]
             offenders += [f"{path.name}: {name}" for name in names if name.split(".")[0] in above]
+    assert offenders == []
+
+
+def test_the_customer_admin_templates_name_no_url_of_another_app():
+    # The apps above add their buttons through admin_parts; a URL name of theirs here would
+    # tie this app to them (and break the page when one is not installed).
+    offenders = []
+    for path in Path(settings.BASE_DIR, "templates", "admin", "customers").rglob("*.html"):
+        for name in re.findall(r"{%\s*url\s+['\"]([^'\"]+)['\"]", path.read_text()):
+            namespace, _, view = name.rpartition(":")
+            if namespace != "admin" or not view.startswith("customers_"):
+                offenders.append(f"{path.name}: {name}")
     assert offenders == []
 
 
