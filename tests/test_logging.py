@@ -92,13 +92,21 @@ def test_a_traceback_is_masked_in_the_final_text():
     assert "ada@example.com" not in text
 
 
-def test_mail_of_the_development_backend_is_logged_at_info_with_addresses_masked(log_output, settings):
+def test_mail_of_the_development_backend_is_logged_at_info_with_addresses_masked(log_output, settings, tmp_path):
     from django.core.mail import EmailMessage, get_connection
 
+    settings.DEV_MAIL_DIR = tmp_path
+    link = "http://localhost:8000/signup/confirm/eyJyIjoiMSJ9:1tXyzA:AbCdEfGhIjKlMnOpQrStUvWxYz012345/"
     connection = get_connection("common.mail.MaskedConsoleBackend")
-    EmailMessage("Your link", "Body", "news@example.com", ["ada.lovelace@example.com"], connection=connection).send()
+    EmailMessage(
+        "Your link", f"Body {link}", "news@example.com", ["ada.lovelace@example.com"], connection=connection
+    ).send()
     text = log_output.getvalue()
-    assert "INFO common.mail: Email (development backend, not sent):" in text
+    assert "INFO common.mail: Email (development backend, not sent; with its links in" in text
+    # the log has no token; the kept copy has the link whole, for the developer to follow
+    assert link not in text
+    (kept,) = tmp_path.glob("*.eml")
+    assert link in kept.read_text() and "ada.lovelace@example.com" not in kept.read_text()
     assert "Subject: Your link" in text
     assert "ada.lovelace@example.com" not in text
     assert "WARNING" not in text
