@@ -1,8 +1,12 @@
+import atexit
 import io
 import logging
 import os
+import shutil
 import socket
+import tempfile
 import uuid
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -38,7 +42,33 @@ def pytest_configure(config):
     # Sign-in lockout is tested on its own (tests/test_staff_security.py); elsewhere it would
     # refuse the test client's login(), which carries no request.
     settings.AXES_ENABLED = False
+    _private_filesystem_broker()
     _flush_as_owner()
+
+
+def _private_filesystem_broker():
+    """
+    With the file-system broker (no CELERY_BROKER_URL), the tests queue their tasks in a folder of
+    their own, so a `make run` worker in the same checkout never takes a test's task, and the
+    tests never leave messages under var/broker.
+    """
+    if not settings.CELERY_BROKER_URL.startswith("filesystem://"):
+        return
+    folder = Path(tempfile.mkdtemp(prefix="consentdesk-test-broker-"))
+    for sub in ("queue", "processed", "control"):
+        (folder / sub).mkdir()
+    options = {
+        **settings.CELERY_BROKER_TRANSPORT_OPTIONS,
+        "data_folder_in": str(folder / "queue"),
+        "data_folder_out": str(folder / "queue"),
+        "processed_folder": str(folder / "processed"),
+        "control_folder": str(folder / "control"),
+    }
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = options
+    from config.celery import app
+
+    app.conf.broker_transport_options = options
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
