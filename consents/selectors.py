@@ -65,7 +65,7 @@ def _purposes_with_consent(customer_id) -> QuerySet[Purpose]:
 
 
 # Compiled once: every preference page view asks this, and compiling it cost more CPU than
-# running it (config/prepared.py).
+# running it (common/prepared.py).
 _PURPOSES_WITH_CONSENT = PreparedQuery(
     _purposes_with_consent, field=Consent._meta.get_field("customer"), samples=(1, 2)
 )

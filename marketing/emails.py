@@ -1,7 +1,7 @@
 """
 Building campaign messages: the cost of the send path.
 
-Measured on this machine for a 5 kB text+HTML message (see docs/marketing-readme.md):
+Measured on this machine for a 5 kB text+HTML message (README, "How sending works"):
 django.core.mail's EmailMultiAlternatives about 1.7 ms per message, the standard library's
 EmailMessage with policy.SMTP about 5.7 ms, email.mime (compat32) about 1.3 ms, and the
 direct composition below about 0.24 ms. Everything that is the same for every recipient

@@ -2,7 +2,8 @@
 Sending a batch: claim a few queued rows at a time, re-check each customer's consent under a
 lock, render, send on one SMTP connection, mark each row.
 
-The guarantees (DESIGN.md invariants 1 and 4): a message goes out only for a row claimed
+The guarantees (README, "How sending works": at most one message per customer and campaign,
+consent at the moment of sending): a message goes out only for a row claimed
 from "queued" by a conditional UPDATE that re-checks consent, erasure and suppression in
 the same statement; a claimed row is never claimed again, so nothing is sent twice, and a
 row whose worker died stays "sending" until the sweep marks it "unknown".
