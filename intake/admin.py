@@ -6,6 +6,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from customers import admin_parts
+from customers.admin import ReadOnlyAdmin
 from customers.models import Customer
 
 from . import services, tasks
@@ -13,7 +14,8 @@ from .models import SignupRequest, WebhookEvent
 
 
 @admin.register(WebhookEvent)
-class WebhookEventAdmin(admin.ModelAdmin):
+class WebhookEventAdmin(ReadOnlyAdmin):
+    # Viewable, and "process again" is an action; the stored notification is never edited.
     list_display = ["event_type", "provider", "status", "occurred_at", "received_at", "attempts", "short_error"]
     list_filter = ["status", "provider", "event_type"]
     search_fields = ["=event_id", "=subject_id"]
@@ -46,16 +48,6 @@ class WebhookEventAdmin(admin.ModelAdmin):
     @admin.display(description="payload")
     def payload_pretty(self, obj: WebhookEvent) -> str:
         return format_html("<pre style='white-space:pre-wrap'>{}</pre>", json.dumps(obj.payload, indent=2))
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        # Viewable, and "process again" is an action; the stored notification is never edited.
-        return False
 
     @admin.action(description="Process again", permissions=["view"])
     def process_again(self, request, queryset) -> None:

@@ -17,19 +17,7 @@ from .models import Campaign, CampaignAction, Delivery, ExportLog, Suppression
 from .rendering import PLACEHOLDERS
 from .suppression import suppression_add
 
-EDITABLE_FIELDS = [
-    "name",
-    "purpose",
-    "subject",
-    "text_body",
-    "html_body",
-    "from_email",
-    "reply_to",
-    "filter_country",
-    "filter_language",
-    "filter_product",
-    "scheduled_at",
-]
+EDITABLE_FIELDS = ["name", *campaigns.CONTENT_FIELDS, "scheduled_at"]
 
 # Campaigns with no deliveries yet: no progress to count.
 NOT_STARTED = (Campaign.Status.DRAFT, Campaign.Status.SCHEDULED)

@@ -121,44 +121,49 @@ def campaign_schedule(*, campaign: Campaign, user: AbstractBaseUser | None, at: 
     if problem or at is None:
         raise CampaignActionRefused(problem)
 
+    _schedule_draft(
+        campaign,
+        user=user,
+        at=at,
+        refused="Only a draft can be scheduled; this campaign is {status}.",
+        note=f"send at {timezone.localtime(at):%Y-%m-%d %H:%M %Z}",
+    )
+    return campaign
+
+
+def _schedule_draft(
+    campaign: Campaign, *, user: AbstractBaseUser | None, at: datetime, refused: str, note: str
+) -> None:
+    """A draft becomes scheduled for `at` by `user` (checked again with full_clean under the lock)."""
+
     def schedule(current: Campaign) -> str:
         current.full_clean()
         current.status = Campaign.Status.SCHEDULED
         current.scheduled_at = at
         current.scheduled_by = user
         current.save(update_fields=["status", "scheduled_at", "scheduled_by"])
-        return f"send at {timezone.localtime(at):%Y-%m-%d %H:%M %Z}"
+        return note
 
     _change_state(
         campaign,
         user=user,
         action=CampaignAction.Action.SCHEDULED,
         allowed=(Campaign.Status.DRAFT,),
-        refused="Only a draft can be scheduled; this campaign is {status}.",
+        refused=refused,
         change=schedule,
     )
-    return campaign
 
 
 @transaction.atomic
 def campaign_send_now(*, campaign: Campaign, user: AbstractBaseUser | None) -> SendWork:
     """Schedule a draft for now: the returned work runs the dispatcher at once, not at the next tick."""
 
-    def send_now(current: Campaign) -> str:
-        current.full_clean()
-        current.status = Campaign.Status.SCHEDULED
-        current.scheduled_at = timezone.now()
-        current.scheduled_by = user
-        current.save(update_fields=["status", "scheduled_at", "scheduled_by"])
-        return "send now"
-
-    _change_state(
+    _schedule_draft(
         campaign,
         user=user,
-        action=CampaignAction.Action.SCHEDULED,
-        allowed=(Campaign.Status.DRAFT,),
+        at=timezone.now(),
         refused="Only a draft can be sent; this campaign is {status}.",
-        change=send_now,
+        note="send now",
     )
     return SendWork(dispatch_due=True, campaign_ids=[campaign.pk])
 

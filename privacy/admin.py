@@ -17,6 +17,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from common.admin_filters import DefaultChoiceFilter
 from customers import admin_parts
 from customers.admin import ReadOnlyAdmin
 from customers.models import Customer
@@ -89,26 +90,18 @@ class CustomerSearchMixin:
 # Data-subject requests
 
 
-class PrivacyRequestStatusFilter(admin.SimpleListFilter):
+class PrivacyRequestStatusFilter(DefaultChoiceFilter):
     """Open requests unless asked otherwise: they are the work to do."""
 
     title = "status"
     parameter_name = "status"
+    default = PrivacyRequest.Status.OPEN
 
     def lookups(self, request, model_admin):
         return [*PrivacyRequest.Status.choices, ("all", "All")]
 
-    def choices(self, changelist):
-        value = self.value() or PrivacyRequest.Status.OPEN
-        for lookup, title in self.lookup_choices:
-            yield {
-                "selected": value == lookup,
-                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
-                "display": title,
-            }
-
     def queryset(self, request, queryset):
-        value = self.value() or PrivacyRequest.Status.OPEN
+        value = self.selected()
         if value == "all":
             return queryset
         return queryset.filter(status=value)
@@ -425,26 +418,18 @@ class PrivacyRequestAdmin(CustomerSearchMixin, admin.ModelAdmin):
 # Art. 19 notifications, erasures, access log, retention runs
 
 
-class NotifiedFilter(admin.SimpleListFilter):
+class NotifiedFilter(DefaultChoiceFilter):
     """Still to notify, unless asked otherwise."""
 
     title = "state"
     parameter_name = "state"
+    default = "open"
 
     def lookups(self, request, model_admin):
         return [("open", "To notify"), ("done", "Notified"), ("all", "All")]
 
-    def choices(self, changelist):
-        value = self.value() or "open"
-        for lookup, title in self.lookup_choices:
-            yield {
-                "selected": value == lookup,
-                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
-                "display": title,
-            }
-
     def queryset(self, request, queryset):
-        value = self.value() or "open"
+        value = self.selected()
         if value == "open":
             return queryset.filter(notified_at__isnull=True)
         if value == "done":
