@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from rest_framework import serializers
 
@@ -26,7 +28,7 @@ class CustomerSerializer(serializers.ModelSerializer):
         return customer.erased_at is not None
 
 
-_TEXT = {"allow_blank": True, "required": False}
+_TEXT: dict[str, Any] = {"allow_blank": True, "required": False}
 
 
 class CustomerUpdateSerializer(serializers.Serializer):

@@ -9,6 +9,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from common.requests import StaffRequest
 from customers.admin import ReadOnlyAdmin
 from customers.models import Customer
 
@@ -213,7 +214,7 @@ class CampaignAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, f"admin/marketing/campaign/{template}", context)
 
-    def schedule_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+    def schedule_view(self, request: StaffRequest, pk: int) -> HttpResponse:
         """
         "Will send to N customers at T": T is the time saved from the change form. The
         confirmation posts that time back, and it must still be the saved one: if someone changed
@@ -260,7 +261,7 @@ class CampaignAdmin(admin.ModelAdmin):
             send_at=campaign.scheduled_at,
         )
 
-    def send_now_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+    def send_now_view(self, request: StaffRequest, pk: int) -> HttpResponse:
         campaign = self._campaign_to_change(request, pk)
         back = HttpResponseRedirect(reverse("admin:marketing_campaign_change", args=[pk]))
         if campaign.status != Campaign.Status.DRAFT:
@@ -278,7 +279,7 @@ class CampaignAdmin(admin.ModelAdmin):
             return back
         return self._confirmation(request, campaign, "confirm_send_now.html", title=f"Send “{campaign.name}” now?")
 
-    def action_view(self, request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    def action_view(self, request: StaffRequest, pk: int, action: str) -> HttpResponse:
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         campaign = self._campaign_to_change(request, pk)
@@ -316,7 +317,7 @@ class CampaignAdmin(admin.ModelAdmin):
             self.message_user(request, note, messages.SUCCESS)
         return HttpResponseRedirect(back)
 
-    def preview_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+    def preview_view(self, request: StaffRequest, pk: int) -> HttpResponse:
         campaign = get_object_or_404(Campaign.objects.select_related("purpose"), pk=pk)
         if not self.has_view_permission(request, campaign):
             raise PermissionDenied
@@ -468,7 +469,7 @@ class ExportLogAdmin(ReadOnlyAdmin):
             *super().get_urls(),
         ]
 
-    def download_view(self, request: HttpRequest, kind: str) -> HttpResponse:
+    def download_view(self, request: StaffRequest, kind: str) -> HttpResponse:
         if request.method != "POST":
             return HttpResponseRedirect(reverse("admin:marketing_exportlog_changelist"))
         if kind == "call_list" and request.user.has_perm("marketing.export_call_list"):

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -43,7 +43,7 @@ class CampaignActionRefused(ValidationError):
     pass
 
 
-def _log(campaign: Campaign, action: str, user: AbstractBaseUser | None, note: str = "") -> None:
+def _log(campaign: Campaign, action: str, user: User | None, note: str = "") -> None:
     CampaignAction.objects.create(campaign=campaign, action=action, staff_user=user, note=note[:500])
 
 
@@ -55,7 +55,7 @@ def _refusal(current: Campaign, template: str) -> CampaignActionRefused:
 def _change_state(
     campaign: Campaign,
     *,
-    user: AbstractBaseUser | None,
+    user: User | None,
     action: str,
     allowed: tuple[str, ...],
     refused: str,
@@ -92,7 +92,7 @@ def campaign_lock_draft(*, campaign: Campaign) -> Campaign:
 
 
 @transaction.atomic
-def campaign_save_draft(*, campaign: Campaign, user: AbstractBaseUser | None) -> Campaign:
+def campaign_save_draft(*, campaign: Campaign, user: User | None) -> Campaign:
     """Create or edit a draft. Templates are checked here: a broken one is refused with the error."""
     if campaign.pk is not None:
         campaign_lock_draft(campaign=campaign)
@@ -115,7 +115,7 @@ def schedule_time_problem(at: datetime | None, *, now: datetime | None = None) -
 
 
 @transaction.atomic
-def campaign_schedule(*, campaign: Campaign, user: AbstractBaseUser | None, at: datetime | None) -> Campaign:
+def campaign_schedule(*, campaign: Campaign, user: User | None, at: datetime | None) -> Campaign:
     """Schedule a draft for a time in the future; a missing or past time is refused (see campaign_send_now)."""
     problem = schedule_time_problem(at)
     if problem or at is None:
@@ -131,9 +131,7 @@ def campaign_schedule(*, campaign: Campaign, user: AbstractBaseUser | None, at: 
     return campaign
 
 
-def _schedule_draft(
-    campaign: Campaign, *, user: AbstractBaseUser | None, at: datetime, refused: str, note: str
-) -> None:
+def _schedule_draft(campaign: Campaign, *, user: User | None, at: datetime, refused: str, note: str) -> None:
     """A draft becomes scheduled for `at` by `user` (checked again with full_clean under the lock)."""
 
     def schedule(current: Campaign) -> str:
@@ -155,7 +153,7 @@ def _schedule_draft(
 
 
 @transaction.atomic
-def campaign_send_now(*, campaign: Campaign, user: AbstractBaseUser | None) -> SendWork:
+def campaign_send_now(*, campaign: Campaign, user: User | None) -> SendWork:
     """Schedule a draft for now: the returned work runs the dispatcher at once, not at the next tick."""
 
     _schedule_draft(
@@ -169,7 +167,7 @@ def campaign_send_now(*, campaign: Campaign, user: AbstractBaseUser | None) -> S
 
 
 @transaction.atomic
-def campaign_unschedule(*, campaign: Campaign, user: AbstractBaseUser | None) -> Campaign:
+def campaign_unschedule(*, campaign: Campaign, user: User | None) -> Campaign:
     """Back to a draft (its time kept, to be edited), as long as nothing has been dispatched."""
 
     def unschedule(current: Campaign) -> str:
@@ -194,7 +192,7 @@ def campaign_unschedule(*, campaign: Campaign, user: AbstractBaseUser | None) ->
 
 
 @transaction.atomic
-def campaign_pause(*, campaign: Campaign, user: AbstractBaseUser | None) -> Campaign:
+def campaign_pause(*, campaign: Campaign, user: User | None) -> Campaign:
     """Stop new claims. Rows already claimed finish; nothing is re-sent on resume."""
 
     def pause(current: Campaign) -> str:
@@ -214,7 +212,7 @@ def campaign_pause(*, campaign: Campaign, user: AbstractBaseUser | None) -> Camp
 
 
 @transaction.atomic
-def campaign_resume(*, campaign: Campaign, user: AbstractBaseUser | None) -> SendWork:
+def campaign_resume(*, campaign: Campaign, user: User | None) -> SendWork:
     """Continue with the rows still queued (never those sent, sending or unknown)."""
     work = SendWork(campaign_ids=[campaign.pk])
 
@@ -241,7 +239,7 @@ def campaign_resume(*, campaign: Campaign, user: AbstractBaseUser | None) -> Sen
 
 
 @transaction.atomic
-def campaign_cancel(*, campaign: Campaign, user: AbstractBaseUser | None) -> Campaign:
+def campaign_cancel(*, campaign: Campaign, user: User | None) -> Campaign:
     """Queued rows become skipped; a row already claimed may still finish. Nothing is re-sent."""
 
     def cancel(current: Campaign) -> str:
@@ -267,7 +265,7 @@ def campaign_cancel(*, campaign: Campaign, user: AbstractBaseUser | None) -> Cam
 
 
 @transaction.atomic
-def campaign_duplicate(*, campaign: Campaign, user: AbstractBaseUser | None) -> Campaign:
+def campaign_duplicate(*, campaign: Campaign, user: User | None) -> Campaign:
     """A new draft with the campaign's message and audience (any campaign, whatever its status)."""
     copy = Campaign(
         name=f"Copy of {campaign.name}"[: Campaign._meta.get_field("name").max_length],
@@ -300,7 +298,7 @@ def _stand_in(customer: Customer, *, email: str) -> Customer:
     )
 
 
-def campaign_preview(*, campaign: Campaign, customer: Customer, user: AbstractBaseUser) -> OutgoingMessage:
+def campaign_preview(*, campaign: Campaign, customer: Customer, user: User) -> OutgoingMessage:
     """
     The message as `customer` would receive it, with dead links in place of their live
     preference and unsubscribe links. A preview of a real customer is a look at their data:
@@ -317,9 +315,7 @@ def campaign_preview(*, campaign: Campaign, customer: Customer, user: AbstractBa
     return message
 
 
-def campaign_send_test(
-    *, campaign: Campaign, user: AbstractBaseUser, customer: Customer | None = None
-) -> OutgoingMessage:
+def campaign_send_test(*, campaign: Campaign, user: User, customer: Customer | None = None) -> OutgoingMessage:
     """Send the campaign, marked as a test, to the staff user's own address. Creates no delivery."""
     if not getattr(user, "email", ""):
         raise CampaignActionRefused("Your staff account has no email address to send the test to.")

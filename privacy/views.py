@@ -4,11 +4,12 @@ import logging
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from common.requests import StaffRequest
 from customers.models import Customer
 from customers.validators import is_row_id
 
@@ -20,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 
 @require_GET
-def customer_export(request: HttpRequest, public_id) -> HttpResponse:
+def customer_export(request: StaffRequest, public_id) -> HttpResponse:
     if not request.user.has_perm("customers.export_customer"):
         raise PermissionDenied("You may not download customers' data exports.")
     customer = get_object_or_404(Customer, public_id=public_id)
