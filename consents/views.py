@@ -191,6 +191,8 @@ def _page(
     # The details form (country, language and currency lists: hundreds of options) has its
     # own page; this one shows a short summary, so it stays cheap to render.
     choices = consent_states(customer=customer)
+    # Annotated by page_customer (the type checker knows the model's fields, not annotations).
+    open_erasure_id = vars(customer)["open_erasure_id"]
     return render(
         request,
         "consents/preferences.html",
@@ -202,9 +204,7 @@ def _page(
             "sensitive_actions": SensitiveAction,
             "sensitive_minutes": _sensitive_minutes(),
             "states": PurposeState,
-            "erasure_request": PrivacyRequest.objects.get(pk=customer.open_erasure_id)
-            if customer.open_erasure_id
-            else None,
+            "erasure_request": PrivacyRequest.objects.get(pk=open_erasure_id) if open_erasure_id else None,
             "any_marketing_granted": any(c.granted and c.purpose.is_marketing for c in choices),
         },
         status=status,
@@ -225,7 +225,7 @@ def _details_summary(customer: Customer) -> list[tuple[str, str]]:
             customer.city,
             customer.region,
             customer.postal_code,
-            customer.country.name if customer.country else "",
+            customer.get_country_display(),  # the country's name, "" if none
         )
         if part
     )

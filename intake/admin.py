@@ -1,3 +1,4 @@
+import functools
 import json
 
 from django.contrib import admin, messages
@@ -24,7 +25,7 @@ class WebhookEventAdmin(ReadOnlyAdmin):
     date_hierarchy = "received_at"
     show_full_result_count = False
     actions = ["process_again"]
-    fields = [
+    fields = readonly_fields = (
         "provider",
         "event_id",
         "event_type",
@@ -38,8 +39,7 @@ class WebhookEventAdmin(ReadOnlyAdmin):
         "processed_at",
         "redacted_at",
         "payload_pretty",
-    ]
-    readonly_fields = fields
+    )
 
     @admin.display(description="error")
     def short_error(self, obj: WebhookEvent) -> str:
@@ -54,7 +54,7 @@ class WebhookEventAdmin(ReadOnlyAdmin):
         events = list(queryset)
         reset = services.webhook_events_reset(events=events)
         for event in events:
-            transaction.on_commit(lambda pk=event.pk: tasks.webhook_event_process.delay(pk))
+            transaction.on_commit(functools.partial(tasks.webhook_event_process.delay, event.pk))
         self.message_user(
             request,
             f"{reset} notification(s) queued to be processed again; finished ones are left as they are.",

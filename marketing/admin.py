@@ -69,8 +69,7 @@ class CampaignActionInline(admin.TabularInline):
     model = CampaignAction
     extra = 0
     can_delete = False
-    fields = ["at", "action", "staff_user", "note"]
-    readonly_fields = fields
+    fields = readonly_fields = ("at", "action", "staff_user", "note")
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -233,6 +232,7 @@ class CampaignAdmin(admin.ModelAdmin):
         if problem:
             self.message_user(request, f"{problem} (“Send at”, under Sending)", messages.ERROR)
             return back
+        assert campaign.scheduled_at is not None  # schedule_time_problem refuses a missing time
         if request.method == "POST":
             if request.POST.get("send_at") != campaign.scheduled_at.isoformat():
                 self.message_user(
@@ -458,8 +458,7 @@ class ExportLogAdmin(ReadOnlyAdmin):
     list_display = ["at", "staff_user", "detail"]
     list_filter = [("at", admin.DateFieldListFilter)]
     list_select_related = ["staff_user"]
-    fields = ["at", "staff_user", "detail"]
-    readonly_fields = fields
+    fields = readonly_fields = ("at", "staff_user", "detail")
     change_list_template = "admin/marketing/exportlog/change_list.html"
 
     def get_urls(self):

@@ -220,7 +220,7 @@ def campaign_resume(*, campaign: Campaign, user: User | None) -> SendWork:
         if current.dispatched_at is None:
             current.status = Campaign.Status.SCHEDULED
             current.save(update_fields=["status"])
-            work.dispatch_due = current.scheduled_at <= timezone.now()
+            work.dispatch_due = current.scheduled_at is not None and current.scheduled_at <= timezone.now()
         else:
             current.status = Campaign.Status.SENDING
             current.save(update_fields=["status"])

@@ -27,7 +27,10 @@ def customer_export(request: StaffRequest, public_id) -> HttpResponse:
     customer = get_object_or_404(Customer, public_id=public_id)
     logger.info("Staff user %s downloaded the data export of customer %s", request.user.pk, customer.public_id)
     # Downloaded from an access request's page: the audit trail names the request.
-    privacy_request = PrivacyRequest.objects.filter(customer=customer, pk=_int(request.GET.get("request"))).first()
+    request_id = _int(request.GET.get("request"))
+    privacy_request = (
+        PrivacyRequest.objects.filter(customer=customer, pk=request_id).first() if request_id is not None else None
+    )
     access_log_record(
         staff_user=request.user,
         action=AccessLog.Action.EXPORTED,
