@@ -44,7 +44,7 @@ class BatchResult:
 
 
 def backoff_seconds(attempts: int) -> int:
-    return min(settings.MARKETING_RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1), 6 * 3600)
+    return int(min(settings.MARKETING_RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1), 6 * 3600))
 
 
 # What building and sending a message reads of a customer (emails.placeholder_values, the
@@ -131,12 +131,15 @@ def claim_size() -> int:
     out together, without waiting in between.
     """
     rate = settings.MARKETING_SEND_RATE
+    size = int(settings.MARKETING_CLAIM_SIZE)
     if rate and rate > 0:
-        return max(1, min(settings.MARKETING_CLAIM_SIZE, int(rate)))
-    return settings.MARKETING_CLAIM_SIZE
+        return max(1, min(size, int(rate)))
+    return size
 
 
-def _send_claimed(deliveries, builder, sender, result: BatchResult) -> bool:
+def _send_claimed(
+    deliveries: list[Delivery], builder: CampaignMessageBuilder, sender: Sender, result: BatchResult
+) -> bool:
     """
     Send claimed rows (their send-rate allowance is already taken); returns True when the
     connection is gone and the batch should stop. The rows sent are marked together when the
