@@ -24,9 +24,10 @@ class ApiKeyAdmin(APIKeyModelAdmin):
     """Superusers and privacy officers create keys; the key is shown once, in the message after saving."""
 
     form = ApiKeyForm
-    list_display = ["prefix", "name", "scope_list", "created", "last_used_at", "expiry_date", "_has_expired", "revoked"]
-    list_filter = ["revoked", "created"]
-    search_fields = ["name", "prefix"]
+    # djangorestframework-api-key types its own lists as tuples of a fixed length: ours are longer.
+    list_display = ["prefix", "name", "scope_list", "created", "last_used_at", "expiry_date", "_has_expired", "revoked"]  # type: ignore[assignment]
+    list_filter = ["revoked", "created"]  # type: ignore[assignment]
+    search_fields = ["name", "prefix"]  # type: ignore[assignment]
     readonly_fields = ["prefix", "created", "last_used_at", "created_by"]
 
     @admin.display(description="scopes")

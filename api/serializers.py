@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from rest_framework import serializers
 
@@ -26,7 +28,7 @@ class CustomerSerializer(serializers.ModelSerializer):
         return customer.erased_at is not None
 
 
-_TEXT = {"allow_blank": True, "required": False}
+_TEXT: dict[str, Any] = {"allow_blank": True, "required": False}
 
 
 class CustomerUpdateSerializer(serializers.Serializer):
@@ -64,8 +66,10 @@ class ConsentStateSerializer(serializers.Serializer):
 
 
 class ConsentEventSerializer(serializers.ModelSerializer):
-    purpose = serializers.SlugRelatedField(slug_field="code", read_only=True)
-    policy_version = serializers.SlugRelatedField(slug_field="version", read_only=True)
+    purpose: serializers.SlugRelatedField[Purpose] = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    policy_version: serializers.SlugRelatedField[PolicyVersion] = serializers.SlugRelatedField(
+        slug_field="version", read_only=True
+    )
 
     class Meta:
         model = ConsentEvent
@@ -91,7 +95,7 @@ class ConsentDecisionSerializer(serializers.Serializer):
     purpose = serializers.SlugRelatedField(slug_field="code", queryset=Purpose.objects.all())
     granted = serializers.BooleanField()
     occurred_at = serializers.DateTimeField(required=False, help_text="When the customer decided (default: now).")
-    source = serializers.ChoiceField(choices=API_SOURCES)
+    source = serializers.ChoiceField(choices=API_SOURCES)  # type: ignore[assignment]  # a field, not Field.source: DRF's metaclass takes it off the class
     method = serializers.ChoiceField(choices=Method.choices, required=False)
     wording = serializers.CharField(
         max_length=5000, help_text="The exact words the customer was shown (copied into the ledger)."
@@ -111,8 +115,8 @@ class ConsentDecisionResultSerializer(serializers.Serializer):
 
 class RegistrationSerializer(serializers.ModelSerializer):
     customer = serializers.UUIDField(source="customer.public_id", read_only=True)
-    product = serializers.SlugRelatedField(slug_field="code", read_only=True)
-    reseller = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    product: serializers.SlugRelatedField[Product] = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    reseller: serializers.SlugRelatedField[ThirdParty] = serializers.SlugRelatedField(slug_field="name", read_only=True)
 
     class Meta:
         model = ProductRegistration

@@ -5,6 +5,8 @@ admin and the preference page use), and answer in JSON; errors are problem detai
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -50,12 +52,22 @@ def _validation_problem(error: ValidationError) -> Problem:
     )
 
 
+def _erased_problem() -> Problem:
+    return Problem(status_code=409, code="customer_erased", detail="This customer's data was erased.")
+
+
 class ApiView(GenericAPIView):
     required_scopes: dict[str, str] = {}
 
     @property
     def api_key(self) -> ApiKey:
-        return self.request.auth
+        return cast(ApiKey, self.request.auth)  # the authentication class puts the key there
+
+    def validated(self, request, *, partial: bool = False) -> dict[str, Any]:
+        """The request's body checked by the view's serializer (a 400 problem if it is not valid)."""
+        incoming = self.get_serializer(data=request.data, partial=partial)
+        incoming.is_valid(raise_exception=True)
+        return dict(incoming.validated_data)
 
     def customer(self, public_id) -> Customer:
         return get_object_or_404(Customer, public_id=public_id)
@@ -80,9 +92,7 @@ class CustomerCreateView(ApiView):
     )
     @idempotent
     def post(self, request):
-        incoming = self.get_serializer(data=request.data)
-        incoming.is_valid(raise_exception=True)
-        data = dict(incoming.validated_data)
+        data = self.validated(request)
         if Customer.objects.by_email(data["email"]).exists():
             raise Problem(status_code=409, code="customer_exists", detail="A customer with this email address exists.")
         try:
@@ -112,14 +122,11 @@ class CustomerDetailView(ApiView):
     def patch(self, request, public_id):
         customer = self.customer(public_id)
         if customer.erased_at is not None:
-            raise Problem(status_code=409, code="customer_erased", detail="This customer's data was erased.")
-        incoming = self.get_serializer(data=request.data, partial=True)
-        incoming.is_valid(raise_exception=True)
+            raise _erased_problem()
+        data = self.validated(request, partial=True)
         try:
             with transaction.atomic():
-                customer_update(
-                    customer=customer, data=dict(incoming.validated_data), changed_by=CustomerChange.ChangedBy.API
-                )
+                customer_update(customer=customer, data=data, changed_by=CustomerChange.ChangedBy.API)
         except ValidationError as error:
             raise _validation_problem(error) from None
         self.logged(customer, changed=True)
@@ -140,9 +147,8 @@ class CustomerLookupView(ApiView):
     )
     @idempotent
     def post(self, request):
-        incoming = self.get_serializer(data=request.data)
-        incoming.is_valid(raise_exception=True)
-        customer = Customer.objects.not_erased().by_email(incoming.validated_data["email"]).first()
+        email = self.validated(request)["email"]
+        customer = Customer.objects.not_erased().by_email(email).first()
         if customer is None:
             raise Problem(status_code=404, code="not_found", detail="No customer has this email address.")
         self.logged(customer)
@@ -176,9 +182,7 @@ class ConsentView(ApiView):
     @idempotent
     def post(self, request, public_id):
         customer = self.customer(public_id)
-        incoming = self.get_serializer(data=request.data)
-        incoming.is_valid(raise_exception=True)
-        data = incoming.validated_data
+        data = self.validated(request)
         try:
             event = consent_set(
                 customer=customer,
@@ -193,7 +197,7 @@ class ConsentView(ApiView):
                 note=f"Recorded through the API by {self.api_key.label}.",
             )
         except CustomerErased:
-            raise Problem(status_code=409, code="customer_erased", detail="This customer's data was erased.") from None
+            raise _erased_problem() from None
         except ValidationError as error:
             raise _validation_problem(error) from None
         self.logged(customer, changed=True)
@@ -236,9 +240,7 @@ class RegistrationCreateView(ApiView):
     )
     @idempotent
     def post(self, request):
-        incoming = self.get_serializer(data=request.data)
-        incoming.is_valid(raise_exception=True)
-        data = dict(incoming.validated_data)
+        data = self.validated(request)
         customer = Customer.objects.filter(public_id=data.pop("customer")).first()
         if customer is None:
             raise Problem(
@@ -248,7 +250,7 @@ class RegistrationCreateView(ApiView):
                 errors={"customer": ["Unknown customer."]},
             )
         if customer.erased_at is not None:
-            raise Problem(status_code=409, code="customer_erased", detail="This customer's data was erased.")
+            raise _erased_problem()
         registration = ProductRegistration(customer=customer, **data)
         try:
             registration.full_clean()
@@ -273,10 +275,9 @@ class RegistrationRefundView(ApiView):
         registration = get_object_or_404(ProductRegistration.objects.select_related("customer"), pk=registration_id)
         if registration.refunded_at is not None:
             raise Problem(status_code=409, code="already_refunded", detail="This registration is refunded already.")
-        incoming = self.get_serializer(data=request.data)
-        incoming.is_valid(raise_exception=True)
-        refunded_at = incoming.validated_data.get("refunded_at") or timezone.now()
-        reason = incoming.validated_data.get("late_refund_reason", "").strip()
+        data = self.validated(request)
+        refunded_at = data.get("refunded_at") or timezone.now()
+        reason = data.get("late_refund_reason", "").strip()
         late = registration.money_back_deadline is not None and refunded_at > registration.money_back_deadline
         if late and not reason:
             raise Problem(
@@ -305,11 +306,8 @@ class MailabilityView(ApiView):
     )
     @idempotent
     def post(self, request):
-        incoming = self.get_serializer(data=request.data)
-        incoming.is_valid(raise_exception=True)
-        reason = marketing_eligibility(
-            email=incoming.validated_data["email"], purpose=incoming.validated_data["purpose"]
-        )
+        data = self.validated(request)
+        reason = marketing_eligibility(email=data["email"], purpose=data["purpose"])
         body: dict[str, object] = {"may_send": reason is None}
         if reason is not None and self.api_key.has_scope(Scope.CUSTOMERS_READ):
             body["reason"] = str(reason)

@@ -99,7 +99,8 @@ def main() -> None:
 
     print(f"Machine: {common.machine()}; load average before: {common.load()}")
     print(f"Customers: {Customer.objects.count():,}")
-    project, floor = [], []
+    project: list[float] = []
+    floor: list[float] = []
     rows = set()
     for round_number in range(args.rounds):
         # Alternate the order so neither always runs on a warmer cache.

@@ -40,6 +40,7 @@ def measure_admin(label: str) -> dict[str, tuple[float, int, bool]]:
     client = Client()
     client.force_login(user)
     some = Customer.objects.order_by("-id").values_list("id", flat=True).first()
+    assert some is not None, "no customers: generate the data first"
     results = {}
     for name, (url, params) in PAGES.items():
         params = {k: v.format(n=some // 2 or 1) for k, v in params.items()}

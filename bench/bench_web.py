@@ -22,8 +22,17 @@ UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
 def milliseconds(text: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
+    found = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    assert found, text
+    number, unit = found.groups()
     return float(number) * UNITS[unit]
+
+
+def _found(pattern: str, output: str) -> str:
+    """The first group of `pattern` in wrk's output (lines matched one by one)."""
+    found = re.search(pattern, output, re.M)
+    assert found, f"wrk's output has no {pattern!r}:\n{output}"
+    return found.group(1)
 
 
 def wrk(url: str, *, seconds: int, connections: int) -> dict:
@@ -34,9 +43,9 @@ def wrk(url: str, *, seconds: int, connections: int) -> dict:
         text=True,
         check=True,
     ).stdout
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    p50 = milliseconds(re.search(r"^\s+50%\s+(\S+)", output, re.M).group(1))
-    p99 = milliseconds(re.search(r"^\s+99%\s+(\S+)", output, re.M).group(1))
+    rate = float(_found(r"Requests/sec:\s+([\d.]+)", output))
+    p50 = milliseconds(_found(r"^\s+50%\s+(\S+)", output))
+    p99 = milliseconds(_found(r"^\s+99%\s+(\S+)", output))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     socket_errors = re.search(r"Socket errors: (.*)", output)
     return {
@@ -78,6 +87,7 @@ def main() -> None:
     from customers.models import Customer
 
     customer = Customer.objects.filter(email="customer500000@bench.example").first() or Customer.objects.last()
+    assert customer is not None, "no customers: generate the data first"
     page = preference_url(customer)
     path = page.removeprefix(site)
     count, sql = page_queries(path)

@@ -33,6 +33,7 @@ def generate(customers: int) -> None:
     from customers.models import Product, ThirdParty
 
     policy = PolicyVersion.objects.current()
+    assert policy is not None, "no privacy policy: migrate first (a data migration adds one)"
     purposes = {p.code: p for p in Purpose.objects.all()}
     product_ids = [
         Product.objects.get_or_create(code=code, defaults={"name": name})[0].pk

@@ -33,7 +33,8 @@ def big_database_ready() -> bool:
 
     try:
         with psycopg.connect(common.bench_database_url(), connect_timeout=5) as conn:
-            return conn.execute("SELECT count(*) FROM customers_customer").fetchone()[0] >= 1_000_000
+            row = conn.execute("SELECT count(*) FROM customers_customer").fetchone()
+            return row is not None and row[0] >= 1_000_000
     except Exception:
         return False
 

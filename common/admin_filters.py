@@ -35,3 +35,25 @@ class DropdownFilter(admin.ChoicesFieldListFilter):
             if lookup in (None, ""):
                 continue
             yield {"value": str(lookup), "display": title, "selected": str(lookup) == selected}
+
+
+class DefaultChoiceFilter(admin.SimpleListFilter):
+    """
+    A list filter that starts on `default` (the work still to do) rather than on "All"; "all"
+    must be one of its lookups to see everything. `selected()` is the choice in force.
+    """
+
+    default: str = ""
+
+    def selected(self) -> str:
+        return self.value() or self.default
+
+    def choices(self, changelist):
+        # Django's own choices() would mark "All" as selected when no value is given.
+        selected = self.selected()
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": selected == lookup,
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }

@@ -44,7 +44,7 @@ def as_owner(alias: str = DEFAULT_DB_ALIAS, *, same_database: bool = True) -> It
     connection = connections[alias]
     runtime_role = connection.settings_dict.get("USER")
     switch = owner and alias == DEFAULT_DB_ALIAS and connection.vendor == "postgresql"
-    if not switch or runtime_role == owner.get("USER"):
+    if owner is None or not switch or runtime_role == owner.get("USER"):
         yield None
         return
     if same_database and owner.get("NAME") != connection.settings_dict.get("NAME"):

@@ -13,14 +13,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, router
 from django.db.models import Field, Model, QuerySet
 
+M = TypeVar("M", bound=Model)
 
-class PreparedQuery:
+
+class PreparedQuery(Generic[M]):
     """
     `build(value)` returns the queryset for one value of its single parameter, which is
     compared with `field` (so the value is prepared for the database as the ORM would). The
@@ -30,11 +32,13 @@ class PreparedQuery:
     text, say).
     """
 
-    def __init__(self, build: Callable[[Any], QuerySet], *, field: Field, samples: tuple[Any, Any]) -> None:
+    def __init__(
+        self, build: Callable[[Any], QuerySet[M]], *, field: Field[Any, Any], samples: tuple[Any, Any]
+    ) -> None:
         self.build = build
         self.field = field
         self.samples = samples
-        self.model: type[Model] = build(samples[0]).model
+        self.model: type[M] = build(samples[0]).model
         self._compiled: dict[str, _Compiled] = {}
         self._lock = threading.Lock()
 
@@ -55,7 +59,7 @@ class PreparedQuery:
         }
         return _Compiled(sql, tuple(params), slots[0], converters)
 
-    def fetch(self, value: Any) -> list[Model]:
+    def fetch(self, value: Any) -> list[M]:
         alias = router.db_for_read(self.model)
         compiled = self._compiled.get(alias)
         if compiled is None:

@@ -45,8 +45,7 @@ class ConsentEventInline(ReadOnlyInline):
     verbose_name_plural = "consent ledger (every decision, latest made first; never edited)"
     # Thirteen columns made the customer's page twice the width of the screen: related facts
     # share a cell, and the event's own page (View) shows each field on its own.
-    fields = ["decided", "purpose", "decision", "how", "policy_version", "wording", "client", "note"]
-    readonly_fields = fields
+    fields = readonly_fields = ("decided", "purpose", "decision", "how", "policy_version", "wording", "client", "note")
     # In the order the decisions were made: a decision recorded late sits where it belongs.
     ordering = ["-occurred_at", "-recorded_at", "-id"]
     show_change_link = True
@@ -86,7 +85,7 @@ class DisclosureInline(ReadOnlyInline):
     model = Disclosure
     fk_name = "customer"
     verbose_name_plural = "disclosures to third parties"
-    fields = [
+    fields = readonly_fields = (
         "disclosed_at",
         "third_party",
         "categories",
@@ -95,8 +94,7 @@ class DisclosureInline(ReadOnlyInline):
         "purpose",
         "consent_event",
         "reference",
-    ]
-    readonly_fields = fields
+    )
     show_change_link = True
 
     def get_queryset(self, request):
@@ -170,7 +168,7 @@ def consent_summary(obj: Customer | None):
             for state in consent_states(customer=obj, with_events=True)
         ),
     )
-    if obj.is_erased:
+    if obj.erased_at is not None:
         record = format_html("<em>{}</em>", services.CustomerErased(obj.erased_at).messages[0])
     else:
         record = format_html(
@@ -223,12 +221,12 @@ def record_consent_view(customer_admin: admin.ModelAdmin, request, object_id):
         "subtitle": str(customer),
         "customer": customer,
         "form": form,
-        "adminform": AdminForm(form, form.fieldsets, {}),
+        "adminform": AdminForm(form, form.fieldsets, {}),  # type: ignore[arg-type]  # any form will do; the stubs ask for a ModelForm
         "media": customer_admin.media + form.media,
         "opts": customer_admin.model._meta,
         "states": consent_states(customer=customer, with_events=True),
         # Said before staff fill in the form; a POST gets the same refusal from the service.
-        "erased_message": services.CustomerErased(customer.erased_at).messages[0] if customer.is_erased else "",
+        "erased_message": services.CustomerErased(customer.erased_at).messages[0] if customer.erased_at else "",
     }
     return TemplateResponse(request, "admin/consents/record_consent.html", context)
 
@@ -245,6 +243,7 @@ def _tell_outcome(
         )
     elif outcome.is_history:
         current = outcome.current
+        assert current is not None  # history: a later decision is in force
         state = "granted" if current.granted else "withdrawn"
         customer_admin.message_user(
             request,
@@ -337,7 +336,7 @@ class ConsentEventAdmin(ReadOnlyAdmin):
     # back-dated entry shows where staff look for what was just recorded; one customer's
     # history (their page, receipt, export) is in the order the decisions were made.
     ordering = ["-recorded_at", "-id"]
-    fields = [
+    fields = readonly_fields = (
         "customer",
         "purpose",
         "granted",
@@ -353,8 +352,7 @@ class ConsentEventAdmin(ReadOnlyAdmin):
         "note",
         "reference",
         "redacted_at",
-    ]
-    readonly_fields = fields
+    )
 
     @admin.display(description="customer", ordering="customer__email")
     def customer_email(self, obj: ConsentEvent) -> str:
@@ -556,7 +554,9 @@ class PolicyVersionAdmin(admin.ModelAdmin):
 
     @admin.display(description="current", boolean=True)
     def is_current(self, obj: PolicyVersion) -> bool:
-        return bool(obj.is_current)  # None when no version is in force yet
+        # Annotated by with_is_current() (None when no version is in force yet); the type checker
+        # knows the model's fields, not annotations.
+        return bool(vars(obj)["is_current"])
 
     def _in_force(self, obj) -> bool:
         return obj is not None and obj.effective_at <= timezone.now()

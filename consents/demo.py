@@ -89,7 +89,7 @@ def _demo_disclosures(customers: list[Customer], rng: random.Random) -> None:
         )
     for customer in rng.sample(customers, min(4, len(customers))):
         registration = customer.registrations.select_related("reseller").first()
-        if registration is None:
+        if registration is None or registration.reseller is None:
             continue
         disclosure_record(
             customer=customer,

@@ -2,6 +2,7 @@ import functools
 import hashlib
 from dataclasses import dataclass
 from html import escape
+from typing import cast
 
 from django import forms
 from django.forms.utils import flatatt
@@ -109,7 +110,7 @@ class PreferencesForm(forms.Form):
         for choice in self.choices:
             code = choice.purpose.code
             want = self.cleaned_data.get(self.field_name(code), False)
-            shown = self.SHOWN.get(self.cleaned_data.get(self.shown_name(code)))
+            shown = self.SHOWN.get(self.cleaned_data.get(self.shown_name(code)) or "")
             if want != (choice.granted if shown is None else shown):
                 wanted[code] = want
         return wanted
@@ -165,7 +166,10 @@ class QuickSelect(forms.Select):
 @functools.lru_cache(maxsize=16)
 def _country_choices(language: str | None) -> list[tuple[str, str]]:
     """The sorted, translated country list, once per language rather than once per page view."""
-    return [(str(code), str(name)) for code, name in Customer._meta.get_field("country").formfield().choices]
+    field = Customer._meta.get_field("country").formfield()
+    assert isinstance(field, forms.ChoiceField)
+    choices = cast(list[tuple[str, str]], field.choices)  # a country field's choices are (code, name) pairs
+    return [(str(code), str(name)) for code, name in choices]
 
 
 class DetailsForm(forms.ModelForm):

@@ -60,8 +60,8 @@ def clean_row(row: dict[str, str]) -> tuple[dict[str, bool], dict[str, str]]:
         value = (raw or "").strip().lower()
         if value not in VALUES:
             errors[column] = f"{raw!r} is not a consent answer: use yes, no, or leave it empty (never asked)"
-        elif VALUES[value] is not None:
-            decisions[column.removeprefix(PREFIX)] = VALUES[value]
+        elif (decision := VALUES[value]) is not None:
+            decisions[column.removeprefix(PREFIX)] = decision
     return decisions, errors
 
 

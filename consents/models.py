@@ -1,3 +1,6 @@
+from datetime import datetime
+from typing import Any
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -29,17 +32,17 @@ class Purpose(models.Model):
         return self.name
 
 
-class PolicyVersionQuerySet(models.QuerySet):
-    def current(self, at=None) -> "PolicyVersion | None":
+class PolicyVersionQuerySet(models.QuerySet["PolicyVersion"]):
+    def current(self, at: datetime | None = None) -> "PolicyVersion | None":
         """The latest version that has taken effect (exactly one at any moment once one exists)."""
         return self.in_force(at).first()
 
-    def with_is_current(self, at=None) -> "PolicyVersionQuerySet":
+    def with_is_current(self, at: datetime | None = None) -> "PolicyVersionQuerySet":
         """Annotate `is_current` on each version, in the same query (a list would otherwise ask per row)."""
         current_pk = models.Subquery(PolicyVersion.objects.in_force(at).values("pk")[:1])
         return self.annotate(is_current=models.ExpressionWrapper(Q(pk=current_pk), output_field=models.BooleanField()))
 
-    def in_force(self, at=None) -> "PolicyVersionQuerySet":
+    def in_force(self, at: datetime | None = None) -> "PolicyVersionQuerySet":
         """Versions that have taken effect, latest first."""
         return self.filter(effective_at__lte=at or timezone.now()).order_by("-effective_at", "-id")
 
@@ -92,16 +95,16 @@ class LedgerImmutable(Exception):
     """Consent events are never changed or deleted through the application."""
 
 
-class ConsentEventQuerySet(models.QuerySet):
-    def update(self, **kwargs):
+class ConsentEventQuerySet(models.QuerySet["ConsentEvent"]):
+    def update(self, **kwargs: Any) -> int:
         raise LedgerImmutable("Consent events cannot be updated.")
 
-    def delete(self):
+    def delete(self) -> tuple[int, dict[str, int]]:
         raise LedgerImmutable("Consent events cannot be deleted.")
 
     # The one sanctioned rewrite (erasure, retention) goes through this, and only from
     # consents.services, which also lifts the database trigger for its transaction.
-    def _sanctioned_redact(self, **kwargs) -> int:
+    def _sanctioned_redact(self, **kwargs: Any) -> int:
         return super().update(**kwargs)
 
 
@@ -155,12 +158,12 @@ class ConsentEvent(models.Model):
         when = _day_and_time(self.occurred_at)
         return f"{self.purpose.name} {self.decision_label} on {when}, customer {_short_id(self.customer)}"
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if self.pk is not None:
             raise LedgerImmutable("Consent events cannot be changed once recorded.")
         super().save(*args, **kwargs)
 
-    def delete(self, *args, **kwargs):
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise LedgerImmutable("Consent events cannot be deleted.")
 
     @property
@@ -193,12 +196,12 @@ class Consent(models.Model):
         return f"{self.purpose.name} {decision} since {_day(self.since)}, customer {_short_id(self.customer)}"
 
 
-def _day(moment) -> str:
+def _day(moment: datetime) -> str:
     local = timezone.localtime(moment)
     return f"{local.day} {local:%b %Y}"
 
 
-def _day_and_time(moment) -> str:
+def _day_and_time(moment: datetime) -> str:
     return f"{_day(moment)} {timezone.localtime(moment):%H:%M}"
 
 

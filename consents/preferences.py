@@ -82,12 +82,17 @@ def preference_link_send(*, email: str) -> bool:
         "company_name": settings.COMPANY_NAME,
         "company_postal_address": settings.COMPANY_POSTAL_ADDRESS,
     }
-    EmailMessage(
+    _send_mail(
         subject=f"Your link to your {settings.COMPANY_NAME} email preferences",
-        body=render_to_string("consents/email/preference_link.txt", context),
-        to=[customer.email],
-    ).send()
+        template="consents/email/preference_link.txt",
+        context=context,
+        to=customer.email,
+    )
     return True
+
+
+def _send_mail(*, subject: str, template: str, context: dict, to: str) -> None:
+    EmailMessage(subject=subject, body=render_to_string(template, context), to=[to]).send()
 
 
 def _mail_context(customer: Customer, **extra) -> dict:
@@ -107,11 +112,12 @@ def sensitive_link_send(*, customer: Customer, action: SensitiveAction) -> None:
     opens the preference page) does not reach the data export or the address change.
     """
     context = _mail_context(customer, url=sensitive_url(customer, action), action=action.label)
-    EmailMessage(
+    _send_mail(
         subject=f"Your link to {action.label} at {settings.COMPANY_NAME}",
-        body=render_to_string("consents/email/sensitive_link.txt", context),
-        to=[customer.email],
-    ).send()
+        template="consents/email/sensitive_link.txt",
+        context=context,
+        to=customer.email,
+    )
 
 
 def email_change_confirmation_send(*, change: PendingEmailChange) -> None:
@@ -122,11 +128,12 @@ def email_change_confirmation_send(*, change: PendingEmailChange) -> None:
         new_email=change.new_email,
         url=settings.SITE_URL + reverse("consents:email_confirm", args=[token]),
     )
-    EmailMessage(
+    _send_mail(
         subject=f"Confirm your new email address for {settings.COMPANY_NAME}",
-        body=render_to_string("consents/email/email_change.txt", context),
-        to=[change.new_email],
-    ).send()
+        template="consents/email/email_change.txt",
+        context=context,
+        to=change.new_email,
+    )
 
 
 def email_change_notice_send(*, change: PendingEmailChange) -> None:
@@ -140,11 +147,12 @@ def email_change_notice_send(*, change: PendingEmailChange) -> None:
         undo_days=settings.EMAIL_CHANGE_UNDO_PERIOD.days,
         url=settings.SITE_URL + reverse("consents:email_undo", args=[token]),
     )
-    EmailMessage(
+    _send_mail(
         subject=f"Your email address at {settings.COMPANY_NAME} was changed",
-        body=render_to_string("consents/email/email_change_notice.txt", context),
-        to=[change.old_email],
-    ).send()
+        template="consents/email/email_change_notice.txt",
+        context=context,
+        to=change.old_email,
+    )
 
 
 # ---------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 A consent receipt: what a customer decided for each purpose, and the proof, as one JSON
 document. Its fields follow the spirit of the Kantara Initiative Consent Receipt
 Specification 1.1 and ISO/IEC TS 27560 (controller, subject, per-purpose decision with
-time, collection method, policy and the notice shown); docs/consents-readme.md maps them.
+time, collection method, policy and the notice shown); the README's "Consent receipts" table
+maps them.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import ClassVar
 
 from django.db.models import Case, F, FilteredRelation, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models.expressions import BaseExpression
 from django.db.models.functions import Coalesce
 
 from common.prepared import PreparedQuery
@@ -55,7 +56,7 @@ class PurposeState:
         return STATE_LABELS[self.state]
 
 
-def _purposes_with_consent(customer_id) -> QuerySet[Purpose]:
+def _purposes_with_consent(customer_id: int) -> QuerySet[Purpose]:
     return Purpose.objects.annotate(
         current=FilteredRelation("consents", condition=Q(consents__customer_id=customer_id)),
         current_granted=F("current__granted"),
@@ -65,7 +66,7 @@ def _purposes_with_consent(customer_id) -> QuerySet[Purpose]:
 
 
 # Compiled once: every preference page view asks this, and compiling it cost more CPU than
-# running it (config/prepared.py).
+# running it (common/prepared.py).
 _PURPOSES_WITH_CONSENT = PreparedQuery(
     _purposes_with_consent, field=Consent._meta.get_field("customer"), samples=(1, 2)
 )
@@ -79,17 +80,28 @@ def consent_states(*, customer: Customer, with_events: bool = False) -> list[Pur
     """
     purposes = _PURPOSES_WITH_CONSENT.fetch(customer.pk)
     states = []
-    for purpose in purposes:
-        if purpose.current_since is None:  # a current consent always has its date: none is held
+    current = [_current_consent(purpose) for purpose in purposes]
+    for purpose, (granted, since, _) in zip(purposes, current, strict=True):
+        if since is None:  # a current consent always has its date: none is held
             states.append(PurposeState(purpose, CONSENT_NEVER_ASKED))
         else:
-            state = CONSENT_GRANTED if purpose.current_granted else CONSENT_WITHDRAWN
-            states.append(PurposeState(purpose, state, purpose.current_since))
+            state = CONSENT_GRANTED if granted else CONSENT_WITHDRAWN
+            states.append(PurposeState(purpose, state, since))
     if not with_events:
         return states
-    event_ids = [s.purpose.current_event_id for s in states if s.since is not None]
+    event_ids = [event_id for _, _, event_id in current if event_id is not None]
     events = ConsentEvent.objects.select_related("policy_version", "staff_user").in_bulk(event_ids) if event_ids else {}
-    return [PurposeState(s.purpose, s.state, s.since, events.get(s.purpose.current_event_id)) for s in states]
+    return [
+        PurposeState(s.purpose, s.state, s.since, events.get(event_id) if event_id is not None else None)
+        for s, (_, _, event_id) in zip(states, current, strict=True)
+    ]
+
+
+def _current_consent(purpose: Purpose) -> tuple[bool | None, datetime | None, int | None]:
+    """What _purposes_with_consent annotated on the row: granted, since, event id (None: never asked)."""
+    # Read from the instance's attributes: the type checker knows the model's fields, not annotations.
+    annotated = vars(purpose)
+    return annotated["current_granted"], annotated["current_since"], annotated["current_event_id"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -131,7 +143,7 @@ def customers_with_consent_states(
     This adds three subqueries per purpose: fine for a page of customers, not for millions.
     """
     customers = Customer.objects.all() if customers is None else customers
-    annotations = {}
+    annotations: dict[str, BaseExpression] = {}
     for code in purpose_codes:
         name = "consent_" + code.replace("-", "_")
         current = Consent.objects.filter(customer=OuterRef("pk"), purpose__code=code)

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Q
+from django.http import HttpRequest
 from django.utils import timezone
 
 from common.client import client_ip
@@ -42,7 +43,7 @@ class RequestMeta:
     user_agent: str = ""
 
     @classmethod
-    def from_request(cls, request) -> RequestMeta:
+    def from_request(cls, request: HttpRequest) -> RequestMeta:
         return cls(
             ip_address=client_ip(request),
             user_agent=(request.META.get("HTTP_USER_AGENT") or "")[:500],
@@ -92,7 +93,7 @@ def consent_record(
     granted: bool,
     source: Source | str,
     request_meta: RequestMeta = NO_REQUEST,
-    staff_user: AbstractBaseUser | None = None,
+    staff_user: User | None = None,
     note: str = "",
     method: Method | str | None = None,
     occurred_at: datetime | None = None,
@@ -212,15 +213,17 @@ def consent_set(
     return consent_record(customer=customer, purpose=purpose, granted=granted, source=source, **kwargs).event
 
 
-def consent_grant(*, customer: Customer, purpose: Purpose, source: Source | str, **kwargs) -> ConsentEvent | None:
+def consent_grant(*, customer: Customer, purpose: Purpose, source: Source | str, **kwargs: Any) -> ConsentEvent | None:
     return consent_set(customer=customer, purpose=purpose, granted=True, source=source, **kwargs)
 
 
-def consent_withdraw(*, customer: Customer, purpose: Purpose, source: Source | str, **kwargs) -> ConsentEvent | None:
+def consent_withdraw(
+    *, customer: Customer, purpose: Purpose, source: Source | str, **kwargs: Any
+) -> ConsentEvent | None:
     return consent_set(customer=customer, purpose=purpose, granted=False, source=source, **kwargs)
 
 
-def consent_withdraw_all_marketing(*, customer: Customer, source: Source | str, **kwargs) -> list[ConsentEvent]:
+def consent_withdraw_all_marketing(*, customer: Customer, source: Source | str, **kwargs: Any) -> list[ConsentEvent]:
     """
     "No to all marketing": record a withdrawal for every marketing purpose not already
     withdrawn, including purposes the customer was never asked about (their explicit
@@ -236,13 +239,14 @@ def consent_withdraw_all_marketing(*, customer: Customer, source: Source | str, 
 
 
 def _default_method(source: str) -> str:
-    return {
+    methods: dict[str, str] = {
         Source.PREFERENCE_PAGE: Method.WEB,
         Source.SIGNUP_FORM: Method.WEB,
         Source.UNSUBSCRIBE_LINK: Method.EMAIL_LINK,
         Source.ONE_CLICK: Method.EMAIL_LINK,
         Source.IMPORT: Method.IMPORT,
-    }.get(source, Method.WEB)
+    }
+    return methods.get(source, Method.WEB)
 
 
 # ---------------------------------------------------------------------------------------
@@ -279,6 +283,7 @@ def consent_events_redact(
     if unknown or not fields:
         raise ValueError(f"Only {', '.join(REDACTABLE_FIELDS)} can be redacted (got {', '.join(fields) or 'none'}).")
     events = ConsentEvent.objects.filter(customer_id=customer.pk) if customer is not None else queryset
+    assert events is not None  # one of the two was given (checked above)
     has_something = Q()
     for name in fields:
         has_something |= _HAS_VALUE[name]
@@ -308,7 +313,7 @@ def _ledger_redaction(*, enabled: bool) -> None:
 
 
 # The purpose a disclosure on another basis is filed under when the caller names none.
-_DEFAULT_DISCLOSURE_PURPOSE = {
+_DEFAULT_DISCLOSURE_PURPOSE: dict[str, str] = {
     LegalBasis.CONTRACT: "purchase",
     LegalBasis.LEGAL_OBLIGATION: "legal_obligation",
     LegalBasis.LEGITIMATE_INTERESTS: "other",
@@ -326,7 +331,7 @@ def disclosure_record(
     disclosed_at: datetime | None = None,
     reference: str = "",
     consent_event: ConsentEvent | None = None,
-    recorded_by: AbstractBaseUser | None = None,
+    recorded_by: User | None = None,
 ) -> Disclosure:
     """
     Record that some of a customer's data went to a third party, for `disclosure_purpose`

@@ -10,6 +10,8 @@ from __future__ import annotations
 import copy
 import functools
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
@@ -189,6 +191,8 @@ def _page(
     # The details form (country, language and currency lists: hundreds of options) has its
     # own page; this one shows a short summary, so it stays cheap to render.
     choices = consent_states(customer=customer)
+    # Annotated by page_customer (the type checker knows the model's fields, not annotations).
+    open_erasure_id = vars(customer)["open_erasure_id"]
     return render(
         request,
         "consents/preferences.html",
@@ -200,9 +204,7 @@ def _page(
             "sensitive_actions": SensitiveAction,
             "sensitive_minutes": _sensitive_minutes(),
             "states": PurposeState,
-            "erasure_request": PrivacyRequest.objects.get(pk=customer.open_erasure_id)
-            if customer.open_erasure_id
-            else None,
+            "erasure_request": PrivacyRequest.objects.get(pk=open_erasure_id) if open_erasure_id else None,
             "any_marketing_granted": any(c.granted and c.purpose.is_marketing for c in choices),
         },
         status=status,
@@ -223,7 +225,7 @@ def _details_summary(customer: Customer) -> list[tuple[str, str]]:
             customer.city,
             customer.region,
             customer.postal_code,
-            customer.country.name if customer.country else "",
+            customer.get_country_display(),  # the country's name, "" if none
         )
         if part
     )
@@ -406,50 +408,69 @@ def _sensitive_erase(request: HttpRequest, link: SensitiveLink, token: str) -> H
 # carry random tokens looked up by their hash (customers.email_changes).
 
 
-@require_http_methods(["GET", "POST"])
-def email_confirm(request: HttpRequest, token: str) -> HttpResponse:
-    """GET shows a button and changes nothing (mail scanners follow links); POST makes the change."""
+def _email_change_link(
+    request: HttpRequest,
+    token: str,
+    *,
+    look_up: Callable[[str], PendingEmailChange],
+    act: Callable[..., PendingEmailChange],
+    template: str,
+    context: Callable[[PendingEmailChange], dict[str, Any]],
+    done: Callable[[PendingEmailChange], dict[str, Any]],
+) -> HttpResponse:
+    """
+    GET shows a button and changes nothing (mail scanners follow links); POST calls `act`. A
+    link that no longer works gets the bad-link page, a refusal the same page with 409.
+    """
     try:
-        change = email_change_by_token(token)
+        change = look_up(token)
     except BadToken as error:
         return _private(bad_link(request, error))
-    context = {"customer": change.customer, "new_email": change.new_email, "token": token}
+    page = {**context(change), "token": token}
     if request.method == "GET":
-        return _private(render(request, "consents/email_confirm.html", context))
+        return _private(render(request, template, page))
     try:
-        change = email_change_confirm(token=token)
+        change = act(token=token)
     except BadToken as error:
         return _private(bad_link(request, error))
     except ValidationError as error:
-        context["error"] = " ".join(error.messages)
-        return _private(render(request, "consents/email_confirm.html", context, status=409))
-    change_id = change.pk
-    transaction.on_commit(lambda: tasks.send_email_change_notice.delay(change_id))
-    context["done"] = True
-    context["old_email"] = change.old_email
-    context["undo_days"] = settings.EMAIL_CHANGE_UNDO_PERIOD.days
+        page["error"] = " ".join(error.messages)
+        return _private(render(request, template, page, status=409))
+    page.update(done(change), done=True)
     # Links mailed before the change no longer work: here is a fresh one.
-    context["preferences_url"] = reverse("consents:preferences", args=[make_preference_token(change.customer)])
-    return _private(render(request, "consents/email_confirm.html", context))
+    page["preferences_url"] = reverse("consents:preferences", args=[make_preference_token(change.customer)])
+    return _private(render(request, template, page))
+
+
+@require_http_methods(["GET", "POST"])
+def email_confirm(request: HttpRequest, token: str) -> HttpResponse:
+    """The new address confirms the change; the old one is then told, with a link to undo it."""
+
+    def done(change: PendingEmailChange) -> dict[str, Any]:
+        change_id = change.pk
+        transaction.on_commit(lambda: tasks.send_email_change_notice.delay(change_id))
+        return {"old_email": change.old_email, "undo_days": settings.EMAIL_CHANGE_UNDO_PERIOD.days}
+
+    return _email_change_link(
+        request,
+        token,
+        look_up=email_change_by_token,
+        act=email_change_confirm,
+        template="consents/email_confirm.html",
+        context=lambda change: {"customer": change.customer, "new_email": change.new_email},
+        done=done,
+    )
 
 
 @require_http_methods(["GET", "POST"])
 def email_undo(request: HttpRequest, token: str) -> HttpResponse:
-    """GET shows a button and changes nothing; POST puts the old address back."""
-    try:
-        change = email_change_by_undo_token(token)
-    except BadToken as error:
-        return _private(bad_link(request, error))
-    context = {"change": change, "token": token}
-    if request.method == "GET":
-        return _private(render(request, "consents/email_undo.html", context))
-    try:
-        change = email_change_undo(token=token)
-    except BadToken as error:
-        return _private(bad_link(request, error))
-    except ValidationError as error:
-        context["error"] = " ".join(error.messages)
-        return _private(render(request, "consents/email_undo.html", context, status=409))
-    context["done"] = True
-    context["preferences_url"] = reverse("consents:preferences", args=[make_preference_token(change.customer)])
-    return _private(render(request, "consents/email_undo.html", context))
+    """The old address puts itself back."""
+    return _email_change_link(
+        request,
+        token,
+        look_up=email_change_by_undo_token,
+        act=email_change_undo,
+        template="consents/email_undo.html",
+        context=lambda change: {"change": change},
+        done=lambda change: {},
+    )

@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.core.exceptions import EmptyResultSet, ValidationError
 from django.core.paginator import Paginator
 from django.db import connections
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils.functional import cached_property
 
 from common.admin_filters import DropdownFilter
@@ -39,9 +39,9 @@ class EstimatedCountPaginator(Paginator):
     @cached_property
     def count(self) -> int:
         queryset = self.object_list
-        query = getattr(queryset, "query", None)
-        if query is None:
+        if not isinstance(queryset, QuerySet):
             return super().count
+        query = queryset.query
         bounded = queryset.order_by().values("pk")[: self.COUNT_CAP + 1]
         try:
             sql, params = bounded.query.sql_with_params()
@@ -100,8 +100,7 @@ class RegistrationInline(ReadOnlyInline):
 
     model = ProductRegistration
     verbose_name_plural = "product registrations"
-    fields = ["product", "order_reference", "purchased", "money_back_deadline", "refunded"]
-    readonly_fields = fields
+    fields = readonly_fields = ("product", "order_reference", "purchased", "money_back_deadline", "refunded")
     show_change_link = True
 
     def get_queryset(self, request):
@@ -124,8 +123,7 @@ class CustomerChangeInline(ReadOnlyInline):
     model = CustomerChange
     verbose_name = "correction"
     verbose_name_plural = "corrections (what changed, from what, to what, by whom)"
-    fields = ["changed_at", "field", "old_value", "new_value", "changed_by", "staff_user"]
-    readonly_fields = fields
+    fields = readonly_fields = ("changed_at", "field", "old_value", "new_value", "changed_by", "staff_user")
     ordering = ["-changed_at"]
 
 

@@ -85,11 +85,17 @@ def email_change_undo_issue(*, change: PendingEmailChange) -> str:
 
 def email_change_by_token(token: str) -> PendingEmailChange:
     """The change a confirmation link names, still confirmable; raises a typed BadToken otherwise."""
-    change = PendingEmailChange.objects.select_related("customer").filter(token_hash=token_digest(token)).first()
-    if not token or change is None:
-        raise TokenInvalid()
+    change = _change_named_by(token, "token_hash")
     _check_confirmable(change)
     return change
+
+
+def _change_named_by(token: str, hash_field: str) -> PendingEmailChange:
+    """The change whose `hash_field` holds the token's digest, with its customer; TokenInvalid if none."""
+    found = PendingEmailChange.objects.select_related("customer").filter(**{hash_field: token_digest(token)}).first()
+    if not token or found is None:
+        raise TokenInvalid()
+    return found
 
 
 def _check_confirmable(change: PendingEmailChange) -> None:
@@ -141,9 +147,7 @@ def email_change_confirm(*, token: str) -> PendingEmailChange:
 
 def email_change_by_undo_token(token: str) -> PendingEmailChange:
     """The change an undo link names, still undoable; raises a typed BadToken otherwise."""
-    change = PendingEmailChange.objects.select_related("customer").filter(undo_token_hash=token_digest(token)).first()
-    if not token or change is None:
-        raise TokenInvalid()
+    change = _change_named_by(token, "undo_token_hash")
     _check_undoable(change)
     return change
 

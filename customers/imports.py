@@ -266,7 +266,7 @@ def customers_import(
         if row_errors:
             errors.extend(row_errors)
         else:
-            valid.append((line, form.cleaned_data, existing.get(email) if update else None, extension_values))
+            valid.append((line, form.cleaned_data, existing.get(email) if update and email else None, extension_values))
     new_lines = {cleaned["email"]: line for line, cleaned, instance, _values in valid if instance is None}
     for check in _new_address_checks.values():
         for address, reason in check(list(new_lines)).items():
@@ -300,14 +300,14 @@ def customers_import(
     # reaches a customer whose row the import might still take back. The ledger is never
     # rewritten, so what is recorded here stays; everything it needs was checked above.
     if _import_extensions:
-        chunk: list[_WrittenRow] = []
+        written_batch: list[_WrittenRow] = []
         for written_row in progress(written):
-            chunk.append(written_row)
-            if len(chunk) >= IMPORT_CONSENT_BATCH_SIZE:
-                _import_extensions_apply(chunk, options=options, report=report)
-                chunk = []
-        if chunk:
-            _import_extensions_apply(chunk, options=options, report=report)
+            written_batch.append(written_row)
+            if len(written_batch) >= IMPORT_CONSENT_BATCH_SIZE:
+                _import_extensions_apply(written_batch, options=options, report=report)
+                written_batch = []
+        if written_batch:
+            _import_extensions_apply(written_batch, options=options, report=report)
     return report
 
 
@@ -466,7 +466,7 @@ def _import_lock_existing(batch: list[_ValidRow]) -> None:
 
 def _addresses_taken_meanwhile(valid: list[_ValidRow]) -> list[RowError]:
     new_rows = {cleaned["email"]: line for line, cleaned, instance, _values in valid if instance is None}
-    taken = set()
+    taken: set[str] = set()
     emails = list(new_rows)
     for start in range(0, len(emails), 5000):
         chunk = emails[start : start + 5000]

@@ -1,7 +1,8 @@
 import hashlib
 import hmac
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -77,7 +78,7 @@ def email_hashes(email: str) -> list[str]:
     return [email_hash(email), legacy_email_hash(email)]
 
 
-class CustomerQuerySet(models.QuerySet):
+class CustomerQuerySet(models.QuerySet["Customer"]):
     def by_email(self, email: str) -> "CustomerQuerySet":
         # Served by the unique index on lower(email).
         return self.alias(email_lower=Lower("email")).filter(email_lower=normalise_email(email))
@@ -161,7 +162,7 @@ class Customer(models.Model):
             return f"Erased customer {self.public_id}"
         return f"{self.full_name} <{self.email}>" if self.full_name else self.email
 
-    def save(self, *args, **kwargs) -> None:
+    def save(self, *args: Any, **kwargs: Any) -> None:
         self.email = normalise_email(self.email)
         super().save(*args, **kwargs)
 
@@ -305,8 +306,8 @@ def money_back_period() -> timedelta:
     return timedelta(days=settings.MONEY_BACK_DAYS)
 
 
-class ProductRegistrationQuerySet(models.QuerySet):
-    def within_money_back_window(self, now=None) -> "ProductRegistrationQuerySet":
+class ProductRegistrationQuerySet(models.QuerySet["ProductRegistration"]):
+    def within_money_back_window(self, now: datetime | None = None) -> "ProductRegistrationQuerySet":
         now = now or timezone.now()
         return self.filter(
             purchased_at__gt=now - money_back_period(),
@@ -380,7 +381,7 @@ class ProductRegistration(models.Model):
         return f"{self.product} – {self.order_reference}"
 
     @property
-    def money_back_deadline(self):
+    def money_back_deadline(self) -> datetime | None:
         """Derived from the purchase time, never stored."""
         if self.purchased_at is None:
             return None
@@ -393,9 +394,10 @@ class ProductRegistration(models.Model):
             return "•" * len(key)
         return "•" * (len(key) - 4) + key[-4:]
 
-    def within_money_back_window(self, at=None) -> bool:
+    def within_money_back_window(self, at: datetime | None = None) -> bool:
         at = at or timezone.now()
-        return self.purchased_at is not None and at <= self.money_back_deadline
+        deadline = self.money_back_deadline  # None without a purchase time
+        return deadline is not None and at <= deadline
 
     def clean(self) -> None:
         super().clean()

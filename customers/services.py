@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
@@ -28,7 +28,7 @@ def customer_update(
     customer: Customer,
     data: dict[str, Any],
     changed_by: str,
-    staff_user: AbstractBaseUser | None = None,
+    staff_user: User | None = None,
 ) -> list[CustomerChange]:
     """
     Apply corrected details and record each changed field with its old and new value. Staff
@@ -54,7 +54,7 @@ def _apply_details(
     customer: Customer,
     data: dict[str, Any],
     changed_by: str,
-    staff_user: AbstractBaseUser | None = None,
+    staff_user: User | None = None,
     allowed: list[str] = DETAIL_FIELDS,
 ) -> list[CustomerChange]:
     """Set the fields that differ on `customer` (not saved) and return the unsaved corrections."""
@@ -83,7 +83,7 @@ def registration_refund_check(
     *,
     registration: ProductRegistration,
     refunded_at: datetime,
-    override_by: AbstractBaseUser | None = None,
+    override_by: User | None = None,
     override_reason: str = "",
 ) -> bool:
     """
@@ -113,7 +113,7 @@ def registration_refund(
     *,
     registration: ProductRegistration,
     refunded_at: datetime,
-    override_by: AbstractBaseUser | None = None,
+    override_by: User | None = None,
     override_reason: str = "",
     by_reseller: bool = False,
     note: str = "",
@@ -206,7 +206,7 @@ def customer_email_change(
     customer: Customer,
     new_email: str,
     changed_by: str,
-    staff_user: AbstractBaseUser | None = None,
+    staff_user: User | None = None,
 ) -> CustomerChange | None:
     """
     Move the customer to a new address (the caller has had it confirmed) and record the

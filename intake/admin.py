@@ -1,3 +1,4 @@
+import functools
 import json
 
 from django.contrib import admin, messages
@@ -6,6 +7,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from customers import admin_parts
+from customers.admin import ReadOnlyAdmin
 from customers.models import Customer
 
 from . import services, tasks
@@ -13,7 +15,8 @@ from .models import SignupRequest, WebhookEvent
 
 
 @admin.register(WebhookEvent)
-class WebhookEventAdmin(admin.ModelAdmin):
+class WebhookEventAdmin(ReadOnlyAdmin):
+    # Viewable, and "process again" is an action; the stored notification is never edited.
     list_display = ["event_type", "provider", "status", "occurred_at", "received_at", "attempts", "short_error"]
     list_filter = ["status", "provider", "event_type"]
     search_fields = ["=event_id", "=subject_id"]
@@ -22,7 +25,7 @@ class WebhookEventAdmin(admin.ModelAdmin):
     date_hierarchy = "received_at"
     show_full_result_count = False
     actions = ["process_again"]
-    fields = [
+    fields = readonly_fields = (
         "provider",
         "event_id",
         "event_type",
@@ -36,8 +39,7 @@ class WebhookEventAdmin(admin.ModelAdmin):
         "processed_at",
         "redacted_at",
         "payload_pretty",
-    ]
-    readonly_fields = fields
+    )
 
     @admin.display(description="error")
     def short_error(self, obj: WebhookEvent) -> str:
@@ -47,22 +49,12 @@ class WebhookEventAdmin(admin.ModelAdmin):
     def payload_pretty(self, obj: WebhookEvent) -> str:
         return format_html("<pre style='white-space:pre-wrap'>{}</pre>", json.dumps(obj.payload, indent=2))
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        # Viewable, and "process again" is an action; the stored notification is never edited.
-        return False
-
     @admin.action(description="Process again", permissions=["view"])
     def process_again(self, request, queryset) -> None:
         events = list(queryset)
         reset = services.webhook_events_reset(events=events)
         for event in events:
-            transaction.on_commit(lambda pk=event.pk: tasks.webhook_event_process.delay(pk))
+            transaction.on_commit(functools.partial(tasks.webhook_event_process.delay, event.pk))
         self.message_user(
             request,
             f"{reset} notification(s) queued to be processed again; finished ones are left as they are.",

@@ -9,6 +9,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from common.requests import StaffRequest
 from customers.admin import ReadOnlyAdmin
 from customers.models import Customer
 
@@ -17,19 +18,7 @@ from .models import Campaign, CampaignAction, Delivery, ExportLog, Suppression
 from .rendering import PLACEHOLDERS
 from .suppression import suppression_add
 
-EDITABLE_FIELDS = [
-    "name",
-    "purpose",
-    "subject",
-    "text_body",
-    "html_body",
-    "from_email",
-    "reply_to",
-    "filter_country",
-    "filter_language",
-    "filter_product",
-    "scheduled_at",
-]
+EDITABLE_FIELDS = ["name", *campaigns.CONTENT_FIELDS, "scheduled_at"]
 
 # Campaigns with no deliveries yet: no progress to count.
 NOT_STARTED = (Campaign.Status.DRAFT, Campaign.Status.SCHEDULED)
@@ -80,8 +69,7 @@ class CampaignActionInline(admin.TabularInline):
     model = CampaignAction
     extra = 0
     can_delete = False
-    fields = ["at", "action", "staff_user", "note"]
-    readonly_fields = fields
+    fields = readonly_fields = ("at", "action", "staff_user", "note")
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -225,7 +213,7 @@ class CampaignAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, f"admin/marketing/campaign/{template}", context)
 
-    def schedule_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+    def schedule_view(self, request: StaffRequest, pk: int) -> HttpResponse:
         """
         "Will send to N customers at T": T is the time saved from the change form. The
         confirmation posts that time back, and it must still be the saved one: if someone changed
@@ -244,6 +232,7 @@ class CampaignAdmin(admin.ModelAdmin):
         if problem:
             self.message_user(request, f"{problem} (“Send at”, under Sending)", messages.ERROR)
             return back
+        assert campaign.scheduled_at is not None  # schedule_time_problem refuses a missing time
         if request.method == "POST":
             if request.POST.get("send_at") != campaign.scheduled_at.isoformat():
                 self.message_user(
@@ -272,7 +261,7 @@ class CampaignAdmin(admin.ModelAdmin):
             send_at=campaign.scheduled_at,
         )
 
-    def send_now_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+    def send_now_view(self, request: StaffRequest, pk: int) -> HttpResponse:
         campaign = self._campaign_to_change(request, pk)
         back = HttpResponseRedirect(reverse("admin:marketing_campaign_change", args=[pk]))
         if campaign.status != Campaign.Status.DRAFT:
@@ -290,7 +279,7 @@ class CampaignAdmin(admin.ModelAdmin):
             return back
         return self._confirmation(request, campaign, "confirm_send_now.html", title=f"Send “{campaign.name}” now?")
 
-    def action_view(self, request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    def action_view(self, request: StaffRequest, pk: int, action: str) -> HttpResponse:
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         campaign = self._campaign_to_change(request, pk)
@@ -328,7 +317,7 @@ class CampaignAdmin(admin.ModelAdmin):
             self.message_user(request, note, messages.SUCCESS)
         return HttpResponseRedirect(back)
 
-    def preview_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+    def preview_view(self, request: StaffRequest, pk: int) -> HttpResponse:
         campaign = get_object_or_404(Campaign.objects.select_related("purpose"), pk=pk)
         if not self.has_view_permission(request, campaign):
             raise PermissionDenied
@@ -469,8 +458,7 @@ class ExportLogAdmin(ReadOnlyAdmin):
     list_display = ["at", "staff_user", "detail"]
     list_filter = [("at", admin.DateFieldListFilter)]
     list_select_related = ["staff_user"]
-    fields = ["at", "staff_user", "detail"]
-    readonly_fields = fields
+    fields = readonly_fields = ("at", "staff_user", "detail")
     change_list_template = "admin/marketing/exportlog/change_list.html"
 
     def get_urls(self):
@@ -480,7 +468,7 @@ class ExportLogAdmin(ReadOnlyAdmin):
             *super().get_urls(),
         ]
 
-    def download_view(self, request: HttpRequest, kind: str) -> HttpResponse:
+    def download_view(self, request: StaffRequest, kind: str) -> HttpResponse:
         if request.method != "POST":
             return HttpResponseRedirect(reverse("admin:marketing_exportlog_changelist"))
         if kind == "call_list" and request.user.has_perm("marketing.export_call_list"):

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -43,7 +43,7 @@ class CampaignActionRefused(ValidationError):
     pass
 
 
-def _log(campaign: Campaign, action: str, user: AbstractBaseUser | None, note: str = "") -> None:
+def _log(campaign: Campaign, action: str, user: User | None, note: str = "") -> None:
     CampaignAction.objects.create(campaign=campaign, action=action, staff_user=user, note=note[:500])
 
 
@@ -55,7 +55,7 @@ def _refusal(current: Campaign, template: str) -> CampaignActionRefused:
 def _change_state(
     campaign: Campaign,
     *,
-    user: AbstractBaseUser | None,
+    user: User | None,
     action: str,
     allowed: tuple[str, ...],
     refused: str,
@@ -92,7 +92,7 @@ def campaign_lock_draft(*, campaign: Campaign) -> Campaign:
 
 
 @transaction.atomic
-def campaign_save_draft(*, campaign: Campaign, user: AbstractBaseUser | None) -> Campaign:
+def campaign_save_draft(*, campaign: Campaign, user: User | None) -> Campaign:
     """Create or edit a draft. Templates are checked here: a broken one is refused with the error."""
     if campaign.pk is not None:
         campaign_lock_draft(campaign=campaign)
@@ -115,11 +115,24 @@ def schedule_time_problem(at: datetime | None, *, now: datetime | None = None) -
 
 
 @transaction.atomic
-def campaign_schedule(*, campaign: Campaign, user: AbstractBaseUser | None, at: datetime | None) -> Campaign:
+def campaign_schedule(*, campaign: Campaign, user: User | None, at: datetime | None) -> Campaign:
     """Schedule a draft for a time in the future; a missing or past time is refused (see campaign_send_now)."""
     problem = schedule_time_problem(at)
     if problem or at is None:
         raise CampaignActionRefused(problem)
+
+    _schedule_draft(
+        campaign,
+        user=user,
+        at=at,
+        refused="Only a draft can be scheduled; this campaign is {status}.",
+        note=f"send at {timezone.localtime(at):%Y-%m-%d %H:%M %Z}",
+    )
+    return campaign
+
+
+def _schedule_draft(campaign: Campaign, *, user: User | None, at: datetime, refused: str, note: str) -> None:
+    """A draft becomes scheduled for `at` by `user` (checked again with full_clean under the lock)."""
 
     def schedule(current: Campaign) -> str:
         current.full_clean()
@@ -127,44 +140,34 @@ def campaign_schedule(*, campaign: Campaign, user: AbstractBaseUser | None, at: 
         current.scheduled_at = at
         current.scheduled_by = user
         current.save(update_fields=["status", "scheduled_at", "scheduled_by"])
-        return f"send at {timezone.localtime(at):%Y-%m-%d %H:%M %Z}"
+        return note
 
     _change_state(
         campaign,
         user=user,
         action=CampaignAction.Action.SCHEDULED,
         allowed=(Campaign.Status.DRAFT,),
-        refused="Only a draft can be scheduled; this campaign is {status}.",
+        refused=refused,
         change=schedule,
     )
-    return campaign
 
 
 @transaction.atomic
-def campaign_send_now(*, campaign: Campaign, user: AbstractBaseUser | None) -> SendWork:
+def campaign_send_now(*, campaign: Campaign, user: User | None) -> SendWork:
     """Schedule a draft for now: the returned work runs the dispatcher at once, not at the next tick."""
 
-    def send_now(current: Campaign) -> str:
-        current.full_clean()
-        current.status = Campaign.Status.SCHEDULED
-        current.scheduled_at = timezone.now()
-        current.scheduled_by = user
-        current.save(update_fields=["status", "scheduled_at", "scheduled_by"])
-        return "send now"
-
-    _change_state(
+    _schedule_draft(
         campaign,
         user=user,
-        action=CampaignAction.Action.SCHEDULED,
-        allowed=(Campaign.Status.DRAFT,),
+        at=timezone.now(),
         refused="Only a draft can be sent; this campaign is {status}.",
-        change=send_now,
+        note="send now",
     )
     return SendWork(dispatch_due=True, campaign_ids=[campaign.pk])
 
 
 @transaction.atomic
-def campaign_unschedule(*, campaign: Campaign, user: AbstractBaseUser | None) -> Campaign:
+def campaign_unschedule(*, campaign: Campaign, user: User | None) -> Campaign:
     """Back to a draft (its time kept, to be edited), as long as nothing has been dispatched."""
 
     def unschedule(current: Campaign) -> str:
@@ -189,7 +192,7 @@ def campaign_unschedule(*, campaign: Campaign, user: AbstractBaseUser | None) ->
 
 
 @transaction.atomic
-def campaign_pause(*, campaign: Campaign, user: AbstractBaseUser | None) -> Campaign:
+def campaign_pause(*, campaign: Campaign, user: User | None) -> Campaign:
     """Stop new claims. Rows already claimed finish; nothing is re-sent on resume."""
 
     def pause(current: Campaign) -> str:
@@ -209,7 +212,7 @@ def campaign_pause(*, campaign: Campaign, user: AbstractBaseUser | None) -> Camp
 
 
 @transaction.atomic
-def campaign_resume(*, campaign: Campaign, user: AbstractBaseUser | None) -> SendWork:
+def campaign_resume(*, campaign: Campaign, user: User | None) -> SendWork:
     """Continue with the rows still queued (never those sent, sending or unknown)."""
     work = SendWork(campaign_ids=[campaign.pk])
 
@@ -217,7 +220,7 @@ def campaign_resume(*, campaign: Campaign, user: AbstractBaseUser | None) -> Sen
         if current.dispatched_at is None:
             current.status = Campaign.Status.SCHEDULED
             current.save(update_fields=["status"])
-            work.dispatch_due = current.scheduled_at <= timezone.now()
+            work.dispatch_due = current.scheduled_at is not None and current.scheduled_at <= timezone.now()
         else:
             current.status = Campaign.Status.SENDING
             current.save(update_fields=["status"])
@@ -236,7 +239,7 @@ def campaign_resume(*, campaign: Campaign, user: AbstractBaseUser | None) -> Sen
 
 
 @transaction.atomic
-def campaign_cancel(*, campaign: Campaign, user: AbstractBaseUser | None) -> Campaign:
+def campaign_cancel(*, campaign: Campaign, user: User | None) -> Campaign:
     """Queued rows become skipped; a row already claimed may still finish. Nothing is re-sent."""
 
     def cancel(current: Campaign) -> str:
@@ -262,7 +265,7 @@ def campaign_cancel(*, campaign: Campaign, user: AbstractBaseUser | None) -> Cam
 
 
 @transaction.atomic
-def campaign_duplicate(*, campaign: Campaign, user: AbstractBaseUser | None) -> Campaign:
+def campaign_duplicate(*, campaign: Campaign, user: User | None) -> Campaign:
     """A new draft with the campaign's message and audience (any campaign, whatever its status)."""
     copy = Campaign(
         name=f"Copy of {campaign.name}"[: Campaign._meta.get_field("name").max_length],
@@ -295,7 +298,7 @@ def _stand_in(customer: Customer, *, email: str) -> Customer:
     )
 
 
-def campaign_preview(*, campaign: Campaign, customer: Customer, user: AbstractBaseUser) -> OutgoingMessage:
+def campaign_preview(*, campaign: Campaign, customer: Customer, user: User) -> OutgoingMessage:
     """
     The message as `customer` would receive it, with dead links in place of their live
     preference and unsubscribe links. A preview of a real customer is a look at their data:
@@ -312,9 +315,7 @@ def campaign_preview(*, campaign: Campaign, customer: Customer, user: AbstractBa
     return message
 
 
-def campaign_send_test(
-    *, campaign: Campaign, user: AbstractBaseUser, customer: Customer | None = None
-) -> OutgoingMessage:
+def campaign_send_test(*, campaign: Campaign, user: User, customer: Customer | None = None) -> OutgoingMessage:
     """Send the campaign, marked as a test, to the staff user's own address. Creates no delivery."""
     if not getattr(user, "email", ""):
         raise CampaignActionRefused("Your staff account has no email address to send the test to.")

@@ -6,7 +6,7 @@ import csv
 import io
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
@@ -41,7 +41,7 @@ CALL_LIST_COLUMNS = [*(name for name in PERSONAL_DETAIL_FIELDS if name != "job_t
 
 
 @transaction.atomic
-def call_list_export(*, user: AbstractBaseUser) -> tuple[str, str]:
+def call_list_export(*, user: User) -> tuple[str, str]:
     """
     CSV of customers currently consenting to market research, for research by phone or post.
     Logged in the access log (the Export logs page lists those entries).
@@ -83,7 +83,7 @@ ANALYSIS_COLUMNS = [
 
 
 @transaction.atomic
-def internal_analysis_export(*, user: AbstractBaseUser) -> tuple[str, str]:
+def internal_analysis_export(*, user: User) -> tuple[str, str]:
     """
     Registrations of customers currently consenting to internal analysis, the customer
     pseudonymised. Logged in the access log (the Export logs page lists those entries).

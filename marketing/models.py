@@ -1,4 +1,5 @@
 import uuid
+from typing import ClassVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -15,11 +16,11 @@ from .rendering import TemplateRefused, check_template
 
 
 def _default_from() -> str:
-    return settings.DEFAULT_FROM_EMAIL
+    return str(settings.DEFAULT_FROM_EMAIL)
 
 
 def _default_reply_to() -> str:
-    return settings.MARKETING_REPLY_TO
+    return str(settings.MARKETING_REPLY_TO)
 
 
 class Campaign(models.Model):
@@ -215,8 +216,8 @@ class Suppression(models.Model):
         return f"{self.get_reason_display()} {self.created_at:%Y-%m-%d}"
 
 
-class ListExportManager(models.Manager):
-    def get_queryset(self):
+class ListExportManager(models.Manager["ExportLog"]):
+    def get_queryset(self) -> models.QuerySet["ExportLog"]:
         return super().get_queryset().filter(action=AccessLog.Action.LIST_EXPORTED)
 
 
@@ -227,7 +228,7 @@ class ExportLog(AccessLog):
     gives the exports their own admin page and their permissions.
     """
 
-    objects = ListExportManager()
+    objects: ClassVar[ListExportManager] = ListExportManager()
 
     class Meta:
         proxy = True

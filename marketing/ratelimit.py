@@ -135,7 +135,7 @@ class Unlimited:
 _warned = False
 
 
-def send_rate_limiter():
+def send_rate_limiter() -> RedisRateLimiter | LocalRateLimiter | Unlimited:
     global _warned
     rate = float(settings.MARKETING_SEND_RATE or 0)
     if rate <= 0:

@@ -2,7 +2,8 @@
 Sending a batch: claim a few queued rows at a time, re-check each customer's consent under a
 lock, render, send on one SMTP connection, mark each row.
 
-The guarantees (DESIGN.md invariants 1 and 4): a message goes out only for a row claimed
+The guarantees (README, "How sending works": at most one message per customer and campaign,
+consent at the moment of sending): a message goes out only for a row claimed
 from "queued" by a conditional UPDATE that re-checks consent, erasure and suppression in
 the same statement; a claimed row is never claimed again, so nothing is sent twice, and a
 row whose worker died stays "sending" until the sweep marks it "unknown".
@@ -43,7 +44,7 @@ class BatchResult:
 
 
 def backoff_seconds(attempts: int) -> int:
-    return min(settings.MARKETING_RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1), 6 * 3600)
+    return int(min(settings.MARKETING_RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1), 6 * 3600))
 
 
 # What building and sending a message reads of a customer (emails.placeholder_values, the
@@ -130,12 +131,15 @@ def claim_size() -> int:
     out together, without waiting in between.
     """
     rate = settings.MARKETING_SEND_RATE
+    size = int(settings.MARKETING_CLAIM_SIZE)
     if rate and rate > 0:
-        return max(1, min(settings.MARKETING_CLAIM_SIZE, int(rate)))
-    return settings.MARKETING_CLAIM_SIZE
+        return max(1, min(size, int(rate)))
+    return size
 
 
-def _send_claimed(deliveries, builder, sender, result: BatchResult) -> bool:
+def _send_claimed(
+    deliveries: list[Delivery], builder: CampaignMessageBuilder, sender: Sender, result: BatchResult
+) -> bool:
     """
     Send claimed rows (their send-rate allowance is already taken); returns True when the
     connection is gone and the batch should stop. The rows sent are marked together when the

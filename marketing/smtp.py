@@ -58,14 +58,20 @@ class Sender:
         self.backend = get_connection(fail_silently=False)
         self.is_smtp = isinstance(self.backend, SMTPBackend)
 
+    @property
+    def _smtp(self) -> SMTPBackend:
+        assert isinstance(self.backend, SMTPBackend)  # used only where is_smtp
+        return self.backend
+
     def send(self, message: OutgoingMessage) -> None:
         if not self.is_smtp:
             self.backend.send_messages([PrebuiltEmail(message)])
             return
         try:
-            if self.backend.connection is None:
+            if self._smtp.connection is None:
                 self.backend.open()
-            connection = self.backend.connection
+            connection = self._smtp.connection
+            assert connection is not None  # open() connected, or raised
             connection.ehlo_or_helo_if_needed()
             if connection.has_extn("pipelining") and (message.envelope_from + message.recipient).isascii():
                 self._send_pipelined(connection, message)
@@ -120,7 +126,7 @@ class Sender:
         except Exception:  # closing a broken connection may fail in any way
             logger.debug("closing a broken SMTP connection failed", exc_info=True)
         if self.is_smtp:
-            self.backend.connection = None
+            self._smtp.connection = None
 
     def close(self) -> None:
         self.reset()

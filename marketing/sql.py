@@ -6,6 +6,9 @@ PostgreSQL and SQLite (3.35+: INSERT … SELECT … ON CONFLICT, UPDATE … RETU
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from django.db import connection
 
 from consents.models import Consent, Purpose
@@ -180,9 +183,9 @@ def skip_ineligible(*, campaign: Campaign, first_id: int, last_id: int) -> int:
     """Queued rows in the range that may no longer be sent become skipped, with the reason."""
     delivery = table(Delivery)
     base = "campaign_id = %s AND id >= %s AND id <= %s AND status = %s"
-    base_params = [campaign.pk, first_id, last_id, Delivery.Status.QUEUED]
+    base_params: list[Any] = [campaign.pk, first_id, last_id, Delivery.Status.QUEUED]
     customer = f"(SELECT c.{{}} FROM {table(Customer)} c WHERE c.id = {delivery}.customer_id)"
-    steps = [
+    steps: list[tuple[str, str, list[Any]]] = [
         (
             Delivery.SkipReason.ERASED,
             f"EXISTS (SELECT 1 FROM {table(Customer)} c WHERE c.id = {delivery}.customer_id "
@@ -211,7 +214,7 @@ def skip_ineligible(*, campaign: Campaign, first_id: int, last_id: int) -> int:
     return total
 
 
-def mark_sent(rows: list[tuple[int, str, object, str]]) -> int:
+def mark_sent(rows: list[tuple[int, str, datetime, str]]) -> int:
     """
     Rows sent on one claim, marked in one UPDATE rather than one per message (a round trip
     each was a fifth of a worker's time): (id, Message-ID, sent at, subject) per row, only rows

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 
 from common.logging import mask_emails
 from customers.models import email_hash, email_hashes
@@ -10,7 +10,7 @@ from customers.models import email_hash, email_hashes
 from .models import Suppression
 
 
-def suppression_add(*, email: str, reason: str, user: AbstractBaseUser | None = None, note: str = "") -> Suppression:
+def suppression_add(*, email: str, reason: str, user: User | None = None, note: str = "") -> Suppression:
     """
     Never send marketing to this address again. Only its keyed hash is kept, so it outlives
     erasure; the note is masked too (a bounce's note quotes the server's reply, which names the

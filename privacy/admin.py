@@ -17,6 +17,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from common.admin_filters import DefaultChoiceFilter
 from customers import admin_parts
 from customers.admin import ReadOnlyAdmin
 from customers.models import Customer
@@ -42,7 +43,9 @@ class EraseForm(forms.Form):
 
     def __init__(self, customer: Customer, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["privacy_request"].queryset = PrivacyRequest.objects.filter(
+        field = self.fields["privacy_request"]
+        assert isinstance(field, forms.ModelChoiceField)
+        field.queryset = PrivacyRequest.objects.filter(
             customer=customer, kind=PrivacyRequest.Kind.ERASURE, status=PrivacyRequest.Status.OPEN
         )
 
@@ -73,7 +76,9 @@ class CustomerFilter(admin.SimpleListFilter):
         return queryset
 
 
-class CustomerSearchMixin:
+class CustomerSearchMixin(admin.ModelAdmin):
+    """Search a model's rows by their customer: an exact address (any casing) or a public ID."""
+
     search_help_text = "A customer's exact email address or public ID."
 
     def get_search_fields(self, request):
@@ -89,26 +94,18 @@ class CustomerSearchMixin:
 # Data-subject requests
 
 
-class PrivacyRequestStatusFilter(admin.SimpleListFilter):
+class PrivacyRequestStatusFilter(DefaultChoiceFilter):
     """Open requests unless asked otherwise: they are the work to do."""
 
     title = "status"
     parameter_name = "status"
+    default = PrivacyRequest.Status.OPEN
 
     def lookups(self, request, model_admin):
         return [*PrivacyRequest.Status.choices, ("all", "All")]
 
-    def choices(self, changelist):
-        value = self.value() or PrivacyRequest.Status.OPEN
-        for lookup, title in self.lookup_choices:
-            yield {
-                "selected": value == lookup,
-                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
-                "display": title,
-            }
-
     def queryset(self, request, queryset):
-        value = self.value() or PrivacyRequest.Status.OPEN
+        value = self.selected()
         if value == "all":
             return queryset
         return queryset.filter(status=value)
@@ -425,26 +422,18 @@ class PrivacyRequestAdmin(CustomerSearchMixin, admin.ModelAdmin):
 # Art. 19 notifications, erasures, access log, retention runs
 
 
-class NotifiedFilter(admin.SimpleListFilter):
+class NotifiedFilter(DefaultChoiceFilter):
     """Still to notify, unless asked otherwise."""
 
     title = "state"
     parameter_name = "state"
+    default = "open"
 
     def lookups(self, request, model_admin):
         return [("open", "To notify"), ("done", "Notified"), ("all", "All")]
 
-    def choices(self, changelist):
-        value = self.value() or "open"
-        for lookup, title in self.lookup_choices:
-            yield {
-                "selected": value == lookup,
-                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
-                "display": title,
-            }
-
     def queryset(self, request, queryset):
-        value = self.value() or "open"
+        value = self.selected()
         if value == "open":
             return queryset.filter(notified_at__isnull=True)
         if value == "done":
@@ -458,8 +447,15 @@ class RecipientNotificationAdmin(CustomerSearchMixin, admin.ModelAdmin):
     list_filter = [NotifiedFilter, "reason", "third_party", CustomerFilter]
     list_select_related = ["customer", "third_party", "notified_by"]
     actions = ["mark_notified"]
-    fields = ["customer", "third_party", "reason", "corrected_fields", "created_at", "notified_at", "notified_by"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "customer",
+        "third_party",
+        "reason",
+        "corrected_fields",
+        "created_at",
+        "notified_at",
+        "notified_by",
+    )
 
     @admin.display(description="corrected fields")
     def corrected_fields(self, obj: RecipientNotification) -> str:
@@ -482,8 +478,7 @@ class CustomerErasureAdmin(ReadOnlyAdmin):
     list_display = ["erased_at", "customer", "erased_by", "privacy_request"]
     list_select_related = ["customer", "erased_by", "privacy_request"]
     list_filter = ["erased_by"]
-    fields = ["customer", "erased_at", "erased_by", "privacy_request", "summary"]
-    readonly_fields = fields
+    fields = readonly_fields = ("customer", "erased_at", "erased_by", "privacy_request", "summary")
 
     def get_urls(self):
         return [
@@ -558,16 +553,14 @@ class AccessLogAdmin(CustomerSearchMixin, ReadOnlyAdmin):
     list_display = ["at", "staff_user", "action", "customer", "detail"]
     list_filter = ["action", "staff_user", CustomerFilter, ("at", admin.DateFieldListFilter)]
     list_select_related = ["staff_user", "customer"]
-    fields = ["at", "staff_user", "action", "customer", "detail"]
-    readonly_fields = fields
+    fields = readonly_fields = ("at", "staff_user", "action", "customer", "detail")
     show_full_result_count = False
 
 
 @admin.register(RetentionRun)
 class RetentionRunAdmin(ReadOnlyAdmin):
     list_display = ["started_at", "finished_at", "cutoff", "counts"]
-    fields = ["started_at", "finished_at", "cutoff", "counts"]
-    readonly_fields = fields
+    fields = readonly_fields = ("started_at", "finished_at", "cutoff", "counts")
 
 
 # ---------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ had in the customers app (db_table), so existing databases moved without copying
 """
 
 import calendar
+from datetime import datetime
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -17,7 +18,7 @@ from customers.models import Customer, ThirdParty
 from customers.validators import reject_card_numbers
 
 
-def add_months(moment, months: int):
+def add_months(moment: datetime, months: int) -> datetime:
     """The same day `months` later, or the month's last day when it is shorter (31 Jan + 1 month = 28/29 Feb)."""
     month_index = moment.month - 1 + months
     year, month = moment.year + month_index // 12, month_index % 12 + 1
@@ -25,7 +26,7 @@ def add_months(moment, months: int):
     return moment.replace(year=year, month=month, day=day)
 
 
-class PrivacyRequestQuerySet(models.QuerySet):
+class PrivacyRequestQuerySet(models.QuerySet["PrivacyRequest"]):
     def with_answer_by(self) -> "PrivacyRequestQuerySet":
         """Annotate `deadline`: the extended due date if staff extended it, else the due date."""
         return self.annotate(deadline=Coalesce("extended_due_at", "due_at"))
@@ -33,9 +34,10 @@ class PrivacyRequestQuerySet(models.QuerySet):
     def open(self) -> "PrivacyRequestQuerySet":
         return self.filter(status=PrivacyRequest.Status.OPEN)
 
-    def overdue(self, now=None) -> "PrivacyRequestQuerySet":
+    def overdue(self, now: datetime | None = None) -> "PrivacyRequestQuerySet":
         """Open requests whose deadline in force has passed."""
-        return self.open().with_answer_by().filter(deadline__lt=now or timezone.now())
+        # A Q, not a keyword: the type checker knows the model's fields, not this annotation.
+        return self.open().with_answer_by().filter(Q(deadline__lt=now or timezone.now()))
 
 
 class PrivacyRequest(models.Model):
@@ -129,7 +131,7 @@ class PrivacyRequest(models.Model):
         return f"{self.get_kind_display()} request of {self.received_at:%Y-%m-%d} ({self.get_status_display()})"
 
     @property
-    def answer_by(self):
+    def answer_by(self) -> datetime:
         """The deadline in force: the extended one if staff extended it."""
         return self.extended_due_at or self.due_at
 
@@ -145,12 +147,12 @@ class PrivacyRequest(models.Model):
         if self.status == self.Status.REFUSED and not self.refusal_reason.strip():
             raise ValidationError({"refusal_reason": "Say why the request is refused."})
 
-    def can_still_be_extended(self, now=None) -> bool:
+    def can_still_be_extended(self, now: datetime | None = None) -> bool:
         """Only within the first month (GDPR Art. 12(3)): an overdue request must be answered, not extended."""
         still_first_month = (now or timezone.now()) <= self.due_at
         return self.status == self.Status.OPEN and self.extended_due_at is None and still_first_month
 
-    def is_overdue(self, now=None) -> bool:
+    def is_overdue(self, now: datetime | None = None) -> bool:
         return self.status == self.Status.OPEN and self.answer_by < (now or timezone.now())
 
 

@@ -44,7 +44,7 @@ class CustomerRecordPart(PersonalDataPart):
     }
 
     def export(self, customer: Customer) -> dict[str, Any]:
-        details = {"id": str(customer.public_id)}
+        details: dict[str, Any] = {"id": str(customer.public_id)}
         for name in ["email", *PERSONAL_DETAIL_FIELDS, *PREFERENCE_FIELDS, "signup_ip", "signup_user_agent"]:
             details[name] = _text(getattr(customer, name)) if name != "signup_ip" else customer.signup_ip
         details["created_at"] = iso(customer.created_at)

@@ -11,7 +11,7 @@ from typing import Any
 
 from auditlog.context import disable_auditlog
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
 from django.db.models import Q
@@ -65,9 +65,7 @@ def privacy_request_open(
 
 
 @transaction.atomic
-def privacy_request_extend(
-    *, privacy_request: PrivacyRequest, reason: str, staff_user: AbstractBaseUser
-) -> PrivacyRequest:
+def privacy_request_extend(*, privacy_request: PrivacyRequest, reason: str, staff_user: User) -> PrivacyRequest:
     """
     Extend the deadline once, by two further months, giving the reason (GDPR Art. 12(3)); only
     within the first month, so an overdue request cannot be made timely again.
@@ -94,7 +92,7 @@ def privacy_request_extend(
 
 @transaction.atomic
 def privacy_request_close(
-    *, privacy_request: PrivacyRequest, staff_user: AbstractBaseUser, refused: bool = False, reason: str = ""
+    *, privacy_request: PrivacyRequest, staff_user: User, refused: bool = False, reason: str = ""
 ) -> PrivacyRequest:
     """
     Close a request as done, or as refused with the reason. An erasure request is done only
@@ -122,7 +120,7 @@ def privacy_request_close(
 
 def access_log_record(
     *,
-    staff_user: AbstractBaseUser | None,
+    staff_user: User | None,
     action: str,
     customer: Customer | None = None,
     detail: str = "",
@@ -167,7 +165,9 @@ def recipients_to_notify(*, customer: Customer, reason: str, fields: Iterable[st
 
 
 @transaction.atomic
-def recipient_notifications_mark_notified(*, notifications: Iterable[RecipientNotification], staff_user) -> int:
+def recipient_notifications_mark_notified(
+    *, notifications: Iterable[RecipientNotification], staff_user: User | None
+) -> int:
     """Staff told these third parties; returns how many were still open."""
     ids = [n.pk for n in notifications]
     return RecipientNotification.objects.filter(pk__in=ids, notified_at__isnull=True).update(
@@ -183,9 +183,7 @@ class AlreadyErased(ValidationError):
     pass
 
 
-def customer_erase(
-    *, customer: Customer, staff_user: AbstractBaseUser, request: PrivacyRequest | None = None
-) -> CustomerErasure:
+def customer_erase(*, customer: Customer, staff_user: User, request: PrivacyRequest | None = None) -> CustomerErasure:
     """
     Erase a customer's personal data: every app's registered part erases its own (the consent
     ledger loses IP, user agent and note but keeps each decision and its time; deliveries keep
@@ -213,6 +211,7 @@ def customer_erase(
             if result is not None:
                 summary[part.name] = result
         summary["audit_entries_redacted"] = _redact_audit_trail(locked)
+        assert locked.erased_at is not None  # the customers part marked the record erased
         erasure = CustomerErasure.objects.create(
             customer=locked,
             address_hash=email_hash(original_email),
@@ -336,4 +335,4 @@ def _retention_clear_staff_addresses(cutoff: datetime) -> int:
         (AccessAttempt, "attempt_time"),
     ):
         cleared += model.objects.filter(**{f"{when}__lt": cutoff}).delete()[0]
-    return cleared
+    return int(cleared)

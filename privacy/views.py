@@ -4,11 +4,12 @@ import logging
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from common.requests import StaffRequest
 from customers.models import Customer
 from customers.validators import is_row_id
 
@@ -20,13 +21,16 @@ logger = logging.getLogger(__name__)
 
 
 @require_GET
-def customer_export(request: HttpRequest, public_id) -> HttpResponse:
+def customer_export(request: StaffRequest, public_id) -> HttpResponse:
     if not request.user.has_perm("customers.export_customer"):
         raise PermissionDenied("You may not download customers' data exports.")
     customer = get_object_or_404(Customer, public_id=public_id)
     logger.info("Staff user %s downloaded the data export of customer %s", request.user.pk, customer.public_id)
     # Downloaded from an access request's page: the audit trail names the request.
-    privacy_request = PrivacyRequest.objects.filter(customer=customer, pk=_int(request.GET.get("request"))).first()
+    request_id = _int(request.GET.get("request"))
+    privacy_request = (
+        PrivacyRequest.objects.filter(customer=customer, pk=request_id).first() if request_id is not None else None
+    )
     access_log_record(
         staff_user=request.user,
         action=AccessLog.Action.EXPORTED,

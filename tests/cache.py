@@ -8,10 +8,9 @@ class RunScopedRedisCache(RedisCache):
     Celery broker may share.
     """
 
-    def clear(self) -> bool:
+    def clear(self) -> None:
         client = self._cache.get_client(None, write=True)
         pattern = f"{self.key_prefix}:*"
         keys = list(client.scan_iter(match=pattern, count=1000))
         if keys:
             client.delete(*keys)
-        return True

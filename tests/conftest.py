@@ -128,7 +128,7 @@ def _flush_as_owner() -> None:
                 for table in ledger:
                     cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
 
-    DatabaseOperations.execute_sql_flush = execute_sql_flush
+    DatabaseOperations.execute_sql_flush = execute_sql_flush  # type: ignore[method-assign]  # patched for the whole run
 
 
 @pytest.fixture

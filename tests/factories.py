@@ -6,7 +6,7 @@ from django.utils import timezone
 from customers.models import Customer, Product, ProductRegistration, ThirdParty
 
 
-class CustomerFactory(factory.django.DjangoModelFactory):
+class CustomerFactory(factory.django.DjangoModelFactory[Customer]):
     class Meta:
         model = Customer
 

@@ -159,9 +159,7 @@ class Scenario:
         self.campaign = new_campaign(scheduled=True)
         self.started = time.time()
         tasks.campaigns_dispatch_due()
-        self.audience = set(
-            self.campaign.deliveries.values_list("customer__email", flat=True)  # type: ignore[attr-defined]
-        )
+        self.audience = set(self.campaign.deliveries.values_list("customer__email", flat=True))
         say(f"dispatched {len(self.audience):,} deliveries")
         return self.campaign
 

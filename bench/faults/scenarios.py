@@ -20,6 +20,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from email import message_from_bytes, policy
 from pathlib import Path
 
@@ -329,7 +330,7 @@ def link_scanner(*, recipients: int, broker: str, queue: str, small: bool) -> in
         processes.stop(server)
 
 
-SCENARIOS = {
+SCENARIOS: dict[str, Callable[..., int]] = {
     "kill-worker": kill_worker,
     "restart-redis": restart_redis,
     "restart-postgres": restart_postgres,

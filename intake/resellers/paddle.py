@@ -277,7 +277,7 @@ class PaddleAdapter:
             if registration.refunded_at is None:
                 registration_refund(
                     registration=registration,
-                    refunded_at=max(refunded_at, registration.purchased_at),
+                    refunded_at=max(refunded_at, registration.purchased_at or refunded_at),
                     by_reseller=True,
                     note=f"Refunded by Paddle (adjustment {_text(data, 'id')}).",
                 )

@@ -47,7 +47,7 @@ def ensure_disclosure_purposes() -> dict[str, DisclosurePurpose]:
     found = {}
     for code, name, consent_code in DISCLOSURE_PURPOSES:
         found[code], _ = DisclosurePurpose.objects.get_or_create(
-            code=code, defaults={"name": name, "consent_purpose": purposes.get(consent_code)}
+            code=code, defaults={"name": name, "consent_purpose": purposes.get(consent_code) if consent_code else None}
         )
     return found
 
@@ -59,7 +59,7 @@ def disclosure_purpose(code: str) -> DisclosurePurpose:
 def customer_with_choices(email: str, *, granted=(), withdrawn=(), **fields):
     """A customer who agreed to `granted`, withdrew `withdrawn`, and was never asked about the rest."""
     purposes = ensure_purposes()
-    customer = CustomerFactory(email=email, **fields)
+    customer = CustomerFactory.create(email=email, **fields)
     meta = RequestMeta(ip_address="198.51.100.1", user_agent="Signup form")
     for code in [*granted, *withdrawn]:
         consent_set(

@@ -35,7 +35,9 @@ def mail_now(eager_celery, django_capture_on_commit_callbacks):
 
 
 def _link(message, route: str) -> str:
-    return re.search(rf"http://\S+(/preferences/{route}/\S+/)", message.body).group(1)
+    found = re.search(rf"http://\S+(/preferences/{route}/\S+/)", str(message.body))
+    assert found, message.body
+    return found.group(1)
 
 
 def ask_to_move(client, customer, new_email: str, mail_now) -> str:

@@ -34,7 +34,9 @@ def ask_for_link(client, customer, action: str, capture) -> str:
     assert response.status_code == 302
     message = mail.outbox[-1]
     assert message.to == [customer.email]
-    return re.search(r"http://\S+(/preferences/secure/\S+/)", message.body).group(1)
+    found = re.search(r"http://\S+(/preferences/secure/\S+/)", str(message.body))
+    assert found, message.body
+    return found.group(1)
 
 
 def test_the_page_offers_links_by_email_instead_of_the_actions_themselves(client, ada):

@@ -64,7 +64,9 @@ def check_page(page, name: str) -> None:
 
 
 def link_in(message, route: str) -> str:
-    return re.search(rf"http://[^/\s]+(/preferences/{route}/\S+/)", message.body).group(1)
+    found = re.search(rf"http://[^/\s]+(/preferences/{route}/\S+/)", str(message.body))
+    assert found, message.body
+    return found.group(1)
 
 
 def test_a_customer_changes_her_address_and_the_old_one_can_undo_it(live_server, page, ada, eager_celery):

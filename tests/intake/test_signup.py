@@ -44,7 +44,9 @@ def submit(client, eager_celery, django_capture_on_commit_callbacks):  # noqa: F
 
 
 def confirm_link(message) -> str:
-    return re.search(r"https?://\S+/signup/confirm/\S+", message.body).group(0)
+    found = re.search(r"https?://\S+/signup/confirm/\S+", str(message.body))
+    assert found, message.body
+    return found.group(0)
 
 
 def path_of(url: str) -> str:

@@ -83,7 +83,7 @@ def purpose(code: str) -> Purpose:
 
 
 def customer_who_consents(code: str = "newsletter", **fields):
-    customer = CustomerFactory(**fields)
+    customer = CustomerFactory.create(**fields)
     consent_grant(customer=customer, purpose=purpose(code), source=Source.SIGNUP_FORM)
     return customer
 

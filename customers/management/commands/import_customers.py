@@ -50,8 +50,8 @@ class Command(BaseCommand):
         except csv.Error as error:  # e.g. a field longer than the csv module accepts
             raise CommandError(f"{path}: not a readable CSV file ({error}); nothing was imported") from None
         except ImportRefused as refused:
-            for error in refused.errors:
-                self.stderr.write(str(error))
+            for problem in refused.errors:
+                self.stderr.write(str(problem))
             raise CommandError(f"{len(refused.errors)} problem(s) in {path}; nothing was imported.") from None
         headers, rows = csv_file.headers, csv_file.rows
         if csv_file.delimiter != ",":
@@ -73,8 +73,8 @@ class Command(BaseCommand):
                 progress=progress,
             )
         except ImportRefused as refused:
-            for error in refused.errors:
-                self.stderr.write(str(error))
+            for problem in refused.errors:
+                self.stderr.write(str(problem))
             raise CommandError(f"{len(refused.errors)} problem(s) in {path}; nothing was imported.") from None
         except ImportIncomplete as incomplete:
             raise CommandError(f"{path}: {incomplete}") from None
