@@ -169,3 +169,9 @@ class MailabilityResultSerializer(serializers.Serializer):
         required=False,
         help_text="Only for keys that also have customers:read.",
     )
+
+
+class SignedReceiptSerializer(serializers.Serializer):
+    format = serializers.ChoiceField(choices=["kantara", "iso27560"])
+    receipt = serializers.DictField(help_text="The receipt as it was signed (Kantara v1.1 or DPV JSON-LD).")
+    jws = serializers.CharField(help_text="Compact JWS (RFC 7515) whose payload is the receipt; key id in its header.")
