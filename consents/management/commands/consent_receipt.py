@@ -1,8 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from customers.models import Customer
-from privacy.models import AccessLog
-from privacy.services import access_log_record
 
 from ...receipt_signing import signed_receipt_json
 from ...receipts import RECEIPT_FORMATS, ReceiptRefused, signed_receipt
@@ -26,10 +24,4 @@ class Command(BaseCommand):
             signed = signed_receipt(customer=found, receipt_format=receipt_format)
         except ReceiptRefused as refusal:
             raise CommandError(str(refusal)) from None
-        access_log_record(
-            staff_user=None,
-            action=AccessLog.Action.RECEIPT_DOWNLOADED,
-            customer=found,
-            detail=f"consent_receipt command, format {receipt_format}",
-        )
         self.stdout.write(signed_receipt_json(signed), ending="")
