@@ -70,7 +70,8 @@ def test_verify_receipt_accepts_a_receipt_as_issued(ada_consents, tmp_path, clie
     jwks = tmp_path / "jwks.json"
     jwks.write_bytes(client.get("/.well-known/jwks.json").content)
 
-    assert verify(path).startswith(f"Receipt verified: {receipt_format} receipt ")
+    label = {"kantara": "Kantara consent receipt", "iso27560": "ISO/IEC TS 27560 consent record"}[receipt_format]
+    assert verify(path).startswith(f"Receipt verified: {label} ")
     assert verify(path, "--jwks", str(jwks)).startswith("Receipt verified")
 
 

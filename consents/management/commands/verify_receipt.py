@@ -55,5 +55,8 @@ class Command(BaseCommand):
                 raise CommandError(
                     "The signature holds, but the receipt breaks the Kantara v1.1 schema:\n" + "\n".join(errors)
                 )
-        identifier = receipt.get("consentReceiptID") or receipt.get("dct:identifier")
-        self.stdout.write(f"Receipt verified: {receipt_format} receipt {identifier}, signature and content intact.")
+        if receipt_format == "kantara":
+            what = f"Kantara consent receipt {receipt.get('consentReceiptID')} (valid against the v1.1 schema)"
+        else:
+            what = f"ISO/IEC TS 27560 consent record {receipt.get('dct:identifier')}"
+        self.stdout.write(f"Receipt verified: {what}; the signature holds and nothing was changed.")
