@@ -322,8 +322,9 @@ admin_parts.register(
         panels=[admin_parts.Panel(title="Consent", render=consent_summary)],
         inlines=[ConsentEventInline, DisclosureInline],
         links=[
-            admin_parts.Link(label="Download consent receipt (Kantara, signed)", url=_receipt_url("kantara")),
-            admin_parts.Link(label="Download consent record (ISO 27560, signed)", url=_receipt_url("iso27560")),
+            # Short labels: the buttons above the customer's page must fit on one row at 1366 px.
+            admin_parts.Link(label="Kantara receipt", url=_receipt_url("kantara")),
+            admin_parts.Link(label="ISO 27560 record", url=_receipt_url("iso27560")),
         ],
         list_filters=lambda request: [consent_state_filter(p) for p in Purpose.objects.all()],
         urls=_customer_urls,
