@@ -9,6 +9,19 @@ from consents.models import ConsentEvent, Method, PolicyVersion, Purpose, Source
 from customers.forms import DETAIL_FIELDS
 from customers.models import Customer, Product, ProductRegistration, ThirdParty
 
+
+class LookupSlugField(serializers.SlugRelatedField):
+    """
+    A related object named by a text field. A NUL character is refused as invalid (400) before
+    the look-up: PostgreSQL cannot compare text holding one and would fail the query (500).
+    """
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and "\x00" in data:
+            self.fail("does_not_exist", slug_name=self.slug_field, value="(a value with a NUL character)")
+        return super().to_internal_value(data)
+
+
 # Sources a client of the API may name: not staff (that needs a person) and not erasure.
 API_SOURCES = [choice for choice in Source.choices if choice[0] not in ("staff", "erasure")]
 
@@ -92,7 +105,7 @@ class ConsentEventSerializer(serializers.ModelSerializer):
 
 
 class ConsentDecisionSerializer(serializers.Serializer):
-    purpose = serializers.SlugRelatedField(slug_field="code", queryset=Purpose.objects.all())
+    purpose = LookupSlugField(slug_field="code", queryset=Purpose.objects.all())
     granted = serializers.BooleanField()
     occurred_at = serializers.DateTimeField(required=False, help_text="When the customer decided (default: now).")
     source = serializers.ChoiceField(choices=API_SOURCES)  # type: ignore[assignment]  # a field, not Field.source: DRF's metaclass takes it off the class
@@ -100,9 +113,7 @@ class ConsentDecisionSerializer(serializers.Serializer):
     wording = serializers.CharField(
         max_length=5000, help_text="The exact words the customer was shown (copied into the ledger)."
     )
-    policy_version = serializers.SlugRelatedField(
-        slug_field="version", queryset=PolicyVersion.objects.all(), required=False
-    )
+    policy_version = LookupSlugField(slug_field="version", queryset=PolicyVersion.objects.all(), required=False)
     ip_address = serializers.IPAddressField(required=False, allow_null=True)
     user_agent = serializers.CharField(max_length=500, required=False, allow_blank=True)
     reference = serializers.CharField(max_length=100, required=False, allow_blank=True)
@@ -139,8 +150,8 @@ class RegistrationSerializer(serializers.ModelSerializer):
 
 class RegistrationCreateSerializer(serializers.Serializer):
     customer = serializers.UUIDField(help_text="The customer's public id.")
-    product = serializers.SlugRelatedField(slug_field="code", queryset=Product.objects.all())
-    reseller = serializers.SlugRelatedField(
+    product = LookupSlugField(slug_field="code", queryset=Product.objects.all())
+    reseller = LookupSlugField(
         slug_field="name", queryset=ThirdParty.objects.filter(kind=ThirdParty.Kind.RESELLER), required=False
     )
     order_reference = serializers.CharField(max_length=100, required=False, allow_blank=True)
@@ -163,7 +174,7 @@ class RefundSerializer(serializers.Serializer):
 
 class MailabilitySerializer(serializers.Serializer):
     email = serializers.EmailField(max_length=254)
-    purpose = serializers.SlugRelatedField(slug_field="code", queryset=Purpose.objects.filter(is_marketing=True))
+    purpose = LookupSlugField(slug_field="code", queryset=Purpose.objects.filter(is_marketing=True))
 
 
 class MailabilityResultSerializer(serializers.Serializer):
@@ -173,3 +184,9 @@ class MailabilityResultSerializer(serializers.Serializer):
         required=False,
         help_text="Only for keys that also have customers:read.",
     )
+
+
+class SignedReceiptSerializer(serializers.Serializer):
+    format = serializers.ChoiceField(choices=["kantara", "iso27560"])
+    receipt = serializers.DictField(help_text="The receipt as it was signed (Kantara v1.1 or DPV JSON-LD).")
+    jws = serializers.CharField(help_text="Compact JWS (RFC 7515) whose payload is the receipt; key id in its header.")

@@ -15,6 +15,7 @@ urlpatterns = [
     path("v1/customers/<uuid:public_id>/", views.CustomerDetailView.as_view(), name="customer"),
     path("v1/customers/<uuid:public_id>/consent/", views.ConsentView.as_view(), name="consent"),
     path("v1/customers/<uuid:public_id>/consent-events/", views.ConsentEventsView.as_view(), name="consent_events"),
+    path("v1/customers/<uuid:public_id>/receipt/", views.ReceiptView.as_view(), name="receipt"),
     path("v1/registrations/", views.RegistrationCreateView.as_view(), name="registrations"),
     path("v1/registrations/<int:registration_id>/refund/", views.RegistrationRefundView.as_view(), name="refund"),
     path("v1/suppression/check/", views.MailabilityView.as_view(), name="suppression_check"),

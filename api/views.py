@@ -15,10 +15,12 @@ from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
 from consents.models import ConsentEvent
+from consents.receipts import RECEIPT_FORMATS, ReceiptRefused, receipt_filename, signed_receipt
 from consents.selectors import consent_states
 from consents.services import CustomerErased, RequestMeta, consent_set
 from customers.models import Customer, CustomerChange, ProductRegistration
@@ -312,3 +314,56 @@ class MailabilityView(ApiView):
         if reason is not None and self.api_key.has_scope(Scope.CUSTOMERS_READ):
             body["reason"] = str(reason)
         return Response(body)
+
+
+class _FormatIsNotARenderer(DefaultContentNegotiation):
+    # DRF reads ?format= as the renderer to use; here it names the receipt's standard.
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return super().select_renderer(request, renderers, format_suffix="json")
+
+
+class ReceiptView(ApiView):
+    """The customer's consent receipt, signed: what the admin download and `consent_receipt` give."""
+
+    required_scopes = {"GET": Scope.CONSENT_READ}
+    content_negotiation_class = _FormatIsNotARenderer
+
+    @extend_schema(
+        operation_id="consent_receipt",
+        parameters=[
+            OpenApiParameter(
+                "format",
+                {"type": "string", "enum": list(RECEIPT_FORMATS), "default": "kantara"},
+                OpenApiParameter.QUERY,
+                required=False,
+                description="kantara: Kantara Consent Receipt v1.1; iso27560: ISO/IEC TS 27560 record in DPV JSON-LD.",
+            )
+        ],
+        responses={200: serializers.SignedReceiptSerializer, 409: PROBLEM, **ERRORS},
+        description="The receipt names the customer by address, so the key needs customers:read as well as "
+        "consent:read. Verify it with the key set at /.well-known/jwks.json.",
+    )
+    def get(self, request, public_id):
+        if not self.api_key.has_scope(Scope.CUSTOMERS_READ):
+            raise Problem(
+                status_code=403,
+                code="missing_scope",
+                detail=f"This API key does not have the scope {Scope.CUSTOMERS_READ} (a receipt names the customer).",
+            )
+        receipt_format = request.query_params.get("format", "kantara")
+        if receipt_format not in RECEIPT_FORMATS:
+            raise Problem(
+                status_code=400,
+                code="invalid_input",
+                detail="Unknown receipt format: use kantara or iso27560.",
+                errors={"format": [f"Choose one of: {', '.join(RECEIPT_FORMATS)}."]},
+            )
+        customer = self.customer(public_id)
+        try:
+            signed = signed_receipt(customer=customer, receipt_format=receipt_format)
+        except ReceiptRefused as refusal:
+            raise Problem(status_code=409, code="customer_erased", detail=str(refusal)) from None
+        self.logged(customer)
+        response = Response(signed)
+        response["Content-Disposition"] = f'inline; filename="{receipt_filename(customer, receipt_format)}"'
+        return response

@@ -44,6 +44,25 @@ def drop_database() -> None:
     admin_sql(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
 
 
+def receipt_signing_key_file() -> str:
+    """
+    A signing key for consent receipts, made once under var/: with DEBUG off the site refuses to
+    start without RECEIPT_SIGNING_KEY, and benchmarks and fault tests run as production does.
+    """
+    path = ROOT / "var" / "bench-receipt-signing-key.pem"
+    if not path.is_file():
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(pem)
+        path.chmod(0o600)
+    return str(path)
+
+
 def bench_environment() -> dict[str, str]:
     env = dict(os.environ)
     # The benchmarks' own database, made and used by the one role of BENCH_POSTGRES_ADMIN_URL.
@@ -56,6 +75,7 @@ def bench_environment() -> dict[str, str]:
             "CACHE_URL": "locmemcache://",
             "DEBUG": "false",
             "SECRET_KEY": env.get("SECRET_KEY", "bench-" + "k" * 60),
+            "RECEIPT_SIGNING_KEY": env.get("RECEIPT_SIGNING_KEY") or receipt_signing_key_file(),
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "STAFF_REQUIRE_2FA": "false",
             "LOG_LEVEL": "WARNING",

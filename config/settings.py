@@ -204,6 +204,11 @@ COMPANY_NAME = env.str("COMPANY_NAME", default="Example Software Ltd")
 COMPANY_POSTAL_ADDRESS = env.str(
     "COMPANY_POSTAL_ADDRESS", default="Example Software Ltd, 1 Example Street, London EC1A 1AA, United Kingdom"
 )
+# Who customers write to about their data, as consent receipts name the controller (the
+# Kantara receipt requires a contact, an email address and a phone number).
+COMPANY_EMAIL = env.str("COMPANY_EMAIL", default="") or getaddresses([DEFAULT_FROM_EMAIL])[0][1]
+COMPANY_PHONE = env.str("COMPANY_PHONE", default="+44 20 7946 0000")
+COMPANY_PRIVACY_CONTACT = env.str("COMPANY_PRIVACY_CONTACT", default="Data Protection Officer")
 
 # Security. Production (an https SITE_URL) gets secure cookies, HSTS and an https redirect
 # by default; each can still be set on its own.
@@ -478,3 +483,15 @@ SPECTACULAR_SETTINGS = {
     "SECURITY": [{"ApiKey": []}],
 }
 API_IDEMPOTENCY_DAYS = env.int("API_IDEMPOTENCY_DAYS", default=7)
+
+# --- consents: consent receipts in the published standards -----------------------------------
+# The jurisdiction receipts name (ISO 3166-1 alpha-2: where the controller is established), and
+# the privacy policy they link to (default: the site's own policy page, /preferences/policy/).
+RECEIPT_JURISDICTION = env.str("RECEIPT_JURISDICTION", default="GB").upper()
+PRIVACY_POLICY_URL = env.str("PRIVACY_POLICY_URL", default="")
+# The private key receipts are signed with (JWS): a PEM (RSA, EC P-256/P-384/P-521 or Ed25519)
+# or the path of a PEM file. Its public half is published at /.well-known/jwks.json. Required
+# with DEBUG off (a system check refuses to start without it); in development a key is made
+# once and kept in var/receipt-signing-key.pem.
+RECEIPT_SIGNING_KEY = env.str("RECEIPT_SIGNING_KEY", default="")
+RECEIPT_DEVELOPMENT_KEY_FILE = VAR_DIR / "receipt-signing-key.pem" if DEBUG and not RECEIPT_SIGNING_KEY else None

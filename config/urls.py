@@ -4,7 +4,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from common.signin import StaffPasswordSignInForm, StaffSignInForm
-from consents.views import request_link
+from consents.views import jwks, request_link
 
 from .views import healthz
 
@@ -27,6 +27,8 @@ urlpatterns = [
     # The form posts to /preferences/; answer the slash-less address too instead of an error.
     path("preferences", request_link),
     path("healthz", healthz, name="healthz"),
+    # The public key consent receipts are signed with (RFC 7517 JWK set, with its kid).
+    path(".well-known/jwks.json", jwks, name="jwks"),
     path("", include("intake.urls")),
     path("api/", include("api.urls")),
     path("", include("marketing.urls")),

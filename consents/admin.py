@@ -1,4 +1,3 @@
-import json
 from datetime import timedelta
 from functools import partial
 
@@ -25,7 +24,8 @@ from privacy.services import access_log_record
 from . import services
 from .admin_forms import DisclosureAdminForm, RecordConsentForm
 from .models import Consent, ConsentEvent, DataCategory, Disclosure, DisclosurePurpose, PolicyVersion, Purpose, Source
-from .receipts import consent_receipt
+from .receipt_signing import signed_receipt_json
+from .receipts import RECEIPT_FORMATS, ReceiptRefused, receipt_filename, signed_receipt
 from .selectors import (
     CONSENT_GRANTED,
     CONSENT_NEVER_ASKED,
@@ -260,16 +260,29 @@ def _tell_outcome(
 
 def consent_receipt_view(customer_admin: admin.ModelAdmin, request, object_id):
     # A receipt holds the customer's details and every decision's proof: an export, taken by
-    # those who may take exports, and recorded as one.
+    # those who may take exports, and recorded as one. ?format=kantara (default) or iso27560.
     customer = _customer_or_404(object_id)
     if not request.user.has_perm("customers.export_customer"):
         raise PermissionDenied
-    receipt = consent_receipt(customer=customer)
-    access_log_record(staff_user=request.user, action=AccessLog.Action.RECEIPT_DOWNLOADED, customer=customer)
-    response = HttpResponse(
-        json.dumps(receipt, indent=2, ensure_ascii=False), content_type="application/json; charset=utf-8"
+    receipt_format = request.GET.get("format", "kantara")
+    if receipt_format not in RECEIPT_FORMATS:
+        customer_admin.message_user(
+            request, f"Unknown receipt format {receipt_format!r}: use kantara or iso27560.", messages.ERROR
+        )
+        return HttpResponseRedirect(reverse("admin:customers_customer_change", args=[customer.pk]))
+    try:
+        signed = signed_receipt(customer=customer, receipt_format=receipt_format)
+    except ReceiptRefused as refusal:
+        customer_admin.message_user(request, str(refusal), messages.ERROR)
+        return HttpResponseRedirect(reverse("admin:customers_customer_change", args=[customer.pk]))
+    access_log_record(
+        staff_user=request.user,
+        action=AccessLog.Action.RECEIPT_DOWNLOADED,
+        customer=customer,
+        detail=f"format {receipt_format}",
     )
-    response["Content-Disposition"] = f'attachment; filename="consent-receipt-{customer.public_id}.json"'
+    response = HttpResponse(signed_receipt_json(signed), content_type="application/json; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{receipt_filename(customer, receipt_format)}"'
     return response
 
 
@@ -289,10 +302,15 @@ def _customer_urls(customer_admin: admin.ModelAdmin) -> list:
     ]
 
 
-def _receipt_url(request, customer: Customer) -> str | None:
-    if not request.user.has_perm("customers.export_customer"):
-        return None
-    return reverse("admin:customers_customer_consent_receipt", args=[customer.pk])
+def _receipt_url(receipt_format: str):
+    def url(request, customer: Customer) -> str | None:
+        # An erased customer has no receipt: no button that could only say so.
+        if not request.user.has_perm("customers.export_customer") or customer.erased_at is not None:
+            return None
+        base = reverse("admin:customers_customer_consent_receipt", args=[customer.pk])
+        return f"{base}?format={receipt_format}"
+
+    return url
 
 
 # The customer's page: current consent under the address, the ledger and the disclosures
@@ -302,7 +320,11 @@ admin_parts.register(
         app="consents",
         panels=[admin_parts.Panel(title="Consent", render=consent_summary)],
         inlines=[ConsentEventInline, DisclosureInline],
-        links=[admin_parts.Link(label="Download consent receipt (JSON)", url=_receipt_url)],
+        links=[
+            # Short labels: the buttons above the customer's page must fit on one row at 1366 px.
+            admin_parts.Link(label="Kantara receipt", url=_receipt_url("kantara")),
+            admin_parts.Link(label="ISO 27560 record", url=_receipt_url("iso27560")),
+        ],
         list_filters=lambda request: [consent_state_filter(p) for p in Purpose.objects.all()],
         urls=_customer_urls,
     )

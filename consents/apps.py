@@ -13,7 +13,7 @@ class ConsentsConfig(AppConfig):
         from customers.imports import register_import_extension
         from privacy import registry
 
-        from . import demo, imports, parts
+        from . import checks, demo, imports, parts  # noqa: F401 (checks registers itself)
         from .models import Disclosure
 
         register_import_extension(imports.EXTENSION)

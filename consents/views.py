@@ -19,7 +19,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.db.models.functions import Now
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
@@ -45,6 +45,8 @@ from . import tasks
 from .forms import DetailsForm, EmailChangeForm, LinkRequestForm, PreferencesForm
 from .models import PolicyVersion, Source
 from .preferences import preferences_save, rate_limit_hit
+from .receipt_signing import published_key_set, signed_receipt_json
+from .receipts import ReceiptRefused, receipt_filename, signed_receipt
 from .selectors import PurposeState, consent_states
 from .services import RequestMeta, consent_withdraw_all_marketing
 from .tokens import (
@@ -360,9 +362,28 @@ def sensitive(request: HttpRequest, token: str) -> HttpResponse:
 def _sensitive_export(request: HttpRequest, link: SensitiveLink, token: str) -> HttpResponse:
     # Not single-use: a download that broke off can be tried again while the link lasts.
     if request.method == "POST":
+        receipt_format = request.POST.get("receipt", "")
+        if receipt_format in ("kantara", "iso27560"):
+            return _receipt_download(request, link.customer, receipt_format)
         return export_response(link.customer)
-    context = {"customer": link.customer, "token": token, "minutes": _sensitive_minutes()}
+    context = {
+        "customer": link.customer,
+        "token": token,
+        "minutes": _sensitive_minutes(),
+        "jwks_url": settings.SITE_URL + reverse("jwks"),
+    }
     return render(request, "consents/sensitive_export.html", context)
+
+
+def _receipt_download(request: HttpRequest, customer: Customer, receipt_format: str) -> HttpResponse:
+    try:
+        signed = signed_receipt(customer=customer, receipt_format=receipt_format)
+    except ReceiptRefused:
+        # The link resolves only customers who are not erased; this is the race with erasure.
+        return bad_link(request, TokenUnknown())
+    response = HttpResponse(signed_receipt_json(signed), content_type="application/json; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{receipt_filename(customer, receipt_format)}"'
+    return response
 
 
 def _sensitive_email(request: HttpRequest, link: SensitiveLink, token: str) -> HttpResponse:
@@ -474,3 +495,17 @@ def email_undo(request: HttpRequest, token: str) -> HttpResponse:
         context=lambda change: {"change": change},
         done=lambda change: {},
     )
+
+
+# ---------------------------------------------------------------------------------------
+# The key that signs consent receipts, for anyone who wants to check one
+
+
+@require_GET
+def jwks(request: HttpRequest) -> JsonResponse:
+    response = JsonResponse(published_key_set(), json_dumps_params={"indent": 2})
+    response["Content-Type"] = "application/jwk-set+json"
+    response["Cache-Control"] = "public, max-age=3600"
+    # A public key: any site's script may fetch it to check a receipt.
+    response["Access-Control-Allow-Origin"] = "*"
+    return response

@@ -7,7 +7,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_manage(*args, env_overrides):
-    unset = {"DATABASE_URL", "MIGRATION_DATABASE_URL", "DEBUG", "SECRET_KEY", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    unset = {
+        "DATABASE_URL",
+        "MIGRATION_DATABASE_URL",
+        "DEBUG",
+        "SECRET_KEY",
+        "DJANGO_ALLOW_ASYNC_UNSAFE",
+        "RECEIPT_SIGNING_KEY",
+    }
     env = {k: v for k, v in os.environ.items() if k not in unset}
     env.update(env_overrides)
     return subprocess.run(
@@ -19,6 +26,26 @@ def test_debug_off_without_a_secret_key_stops_with_one_clear_sentence():
     result = run_manage("check", env_overrides={"DEBUG": "false"})
     assert result.returncode != 0
     assert "SECRET_KEY is not set" in result.stderr
+
+
+def receipt_key_pem() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return (
+        ec.generate_private_key(ec.SECP256R1())
+        .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        .decode()
+    )
+
+
+def test_debug_off_without_a_receipt_signing_key_fails_the_system_check():
+    result = run_manage(
+        "check", env_overrides={"DEBUG": "false", "SECRET_KEY": "k3y-" + "x7Qp9vLm2Rt8Zw4Nc6Hb1Jd5Fg3Ks0Ya" * 2}
+    )
+    assert result.returncode != 0
+    assert "consents.E001" in result.stderr
+    assert "RECEIPT_SIGNING_KEY is not set" in result.stderr
 
 
 def test_the_production_settings_pass_the_deploy_check():
@@ -33,6 +60,8 @@ def test_the_production_settings_pass_the_deploy_check():
             "SITE_URL": "https://consent.example.com",
             "ALLOWED_HOSTS": "consent.example.com",
             "CSRF_TRUSTED_ORIGINS": "https://consent.example.com",
+            # As an environment variable carries it: the PEM's line breaks written as \n.
+            "RECEIPT_SIGNING_KEY": receipt_key_pem().replace("\n", "\\n"),
         },
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -111,6 +111,7 @@ class Scenario:
                 "SITE_URL": self.site_url,
                 "DEBUG": "false",
                 "SECRET_KEY": env.get("SECRET_KEY", "fault-" + "k" * 60),
+                "RECEIPT_SIGNING_KEY": env.get("RECEIPT_SIGNING_KEY") or common.receipt_signing_key_file(),
                 "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
                 "STAFF_REQUIRE_2FA": "false",
                 "CACHE_URL": "locmemcache://",

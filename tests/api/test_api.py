@@ -409,3 +409,25 @@ def test_the_schema_and_the_docs_are_served_by_the_site_itself(client):
     assert docs.status_code == 200
     html = docs.content.decode()
     assert "cdn" not in html.lower() and "<script>" not in html  # no inline script, nothing from elsewhere
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/registrations/", {"customer": "{id}", "product": "photo\u0000forge"}),
+        (
+            "/customers/{id}/consent/",
+            {"purpose": "news\u0000letter", "granted": True, "source": "signup_form", "wording": "Yes"},
+        ),
+        ("/suppression/check/", {"email": "ada@example.com", "purpose": "news\u0000letter"}),
+    ],
+    ids=["registration product", "consent purpose", "suppression purpose"],
+)
+def test_a_nul_character_in_a_name_that_is_looked_up_is_invalid_input_not_a_server_error(ada, every_scope, path, body):
+    # PostgreSQL cannot compare text holding NUL: the look-up must not reach it.
+    url = V1 + path.format(id=ada.public_id)
+    body = {k: (v.format(id=ada.public_id) if isinstance(v, str) and v == "{id}" else v) for k, v in body.items()}
+
+    response = every_scope.post(url, body, format="json")
+
+    problem(response, 400, "invalid_input")

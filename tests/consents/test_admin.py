@@ -6,8 +6,11 @@ import pytest
 from django.utils import timezone
 
 from consents.models import ConsentEvent, Disclosure, LegalBasis, Source
+from consents.receipt_signing import receipt_verify
+from consents.receipts import kantara_schema_errors
 from consents.services import RequestMeta, consent_grant, consent_withdraw, disclosure_record
 from customers.models import Customer, ThirdParty
+from privacy.models import AccessLog
 from tests.consents.people import disclosure_purpose
 
 pytestmark = pytest.mark.django_db
@@ -296,13 +299,41 @@ def test_the_receipt_downloads_from_the_customer_page(staff_client, histories, s
     settings.COMPANY_NAME = "PhotoForge Software GmbH"
     settings.COMPANY_POSTAL_ADDRESS = "Hauptstraße 1, 10115 Berlin, Germany"
     page = staff_client.get(change_url(ada))
-    assert f"/admin/customers/customer/{ada.pk}/consent-receipt/" in page.text
-    response = staff_client.get(f"/admin/customers/customer/{ada.pk}/consent-receipt/")
+    assert f"/admin/customers/customer/{ada.pk}/consent-receipt/?format=kantara" in page.text
+    assert f"/admin/customers/customer/{ada.pk}/consent-receipt/?format=iso27560" in page.text
+    response = staff_client.get(f"/admin/customers/customer/{ada.pk}/consent-receipt/?format=kantara")
     assert response.status_code == 200
-    assert response["Content-Disposition"] == f'attachment; filename="consent-receipt-{ada.public_id}.json"'
-    receipt = json.loads(response.content)
-    assert receipt["controller"]["name"] == "PhotoForge Software GmbH"
-    assert receipt["controller"]["postal_address"] == "Hauptstraße 1, 10115 Berlin, Germany"
+    assert response["Content-Disposition"] == f'attachment; filename="consent-receipt-{ada.public_id}-kantara.json"'
+    signed = json.loads(response.content)
+    assert kantara_schema_errors(signed["receipt"]) == []
+    assert receipt_verify(signed) == signed["receipt"]
+    (controller,) = signed["receipt"]["piiControllers"]
+    assert controller["piiController"] == "PhotoForge Software GmbH"
+    assert controller["address"]["streetAddress"] == "Hauptstraße 1, 10115 Berlin, Germany"
+    assert AccessLog.objects.filter(customer=ada, action=AccessLog.Action.RECEIPT_DOWNLOADED).count() == 1
+
+    record = json.loads(
+        staff_client.get(f"/admin/customers/customer/{ada.pk}/consent-receipt/?format=iso27560").content
+    )
+    assert record["receipt"]["dct:conformsTo"] == "https://w3id.org/dpv/schema/dpv-27560#record"
+    assert receipt_verify(record) == record["receipt"]
+
+
+def test_an_erased_customers_receipt_is_refused_with_a_message(staff_client, ada, admin_user):
+    from privacy.services import customer_erase
+
+    customer_erase(customer=ada, staff_user=admin_user)
+
+    assert "consent-receipt/" not in staff_client.get(change_url(ada)).text
+    response = staff_client.get(f"/admin/customers/customer/{ada.pk}/consent-receipt/?format=kantara", follow=True)
+    assert response.status_code == 200
+    assert "This customer&#x27;s data was erased: there is no receipt to issue." in response.text
+
+
+def test_an_unknown_receipt_format_is_refused_with_a_message(staff_client, ada):
+    response = staff_client.get(f"/admin/customers/customer/{ada.pk}/consent-receipt/?format=pdf", follow=True)
+    assert response.status_code == 200
+    assert "Unknown receipt format" in response.text
 
 
 def test_the_disclosure_form_says_which_consents_qualify_and_asks_for_no_row_ids(staff_client):

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from consents.models import Consent, ConsentEvent, PolicyVersion, Source
 from consents.parts import ConsentPart
-from consents.receipts import consent_receipt
+from consents.receipts import iso27560_record, kantara_receipt
 from consents.selectors import customers_consenting_to
 from consents.services import consent_record, consent_set
 from consents.tokens import SensitiveAction, make_preference_token, make_sensitive_token
@@ -152,10 +152,13 @@ def test_the_history_lists_decisions_in_the_order_they_were_made(client, admin_u
     by_phone(wendy, newsletter, support, on=datetime(2025, 3, 3, 12, 0, tzinfo=UTC))
     made = ["2025-01-10", "2025-03-03", "2026-11-20"]
 
-    receipt = consent_receipt(customer=wendy)
-    newsletter_entry = next(p for p in receipt["purposes"] if p["purpose"] == "newsletter")
-    assert [d["decided_at"][:10] for d in newsletter_entry["history"]] == made
-    assert newsletter_entry["current_decision"]["decided_at"][:10] == "2026-11-20"
+    (newsletter_record,) = iso27560_record(customer=wendy)["dpv:hasProcess"]
+    assert [d["dpv:isIndicatedAtTime"][:10] for d in newsletter_record["dpv:hasConsentStatus"]] == made
+    assert newsletter_record["dpv:hasStatus"] == "dpv:ConsentWithdrawn"
+    # the Kantara receipt: no consent in force, dated by the decision that ended it
+    kantara = kantara_receipt(customer=wendy)
+    assert kantara["services"][0]["purposes"] == []
+    assert kantara["consentTimestamp"] == int(WITHDREW.timestamp())
 
     assert [d["occurred_at"][:10] for d in ConsentPart().export(wendy)["consent_history"]] == made
     # the customer's own download, through a fresh link

@@ -153,13 +153,14 @@ def test_a_disclosure_on_another_basis_is_filed_under_the_usual_purpose_for_it(a
     assert disclosure.disclosure_purpose.code == "legal_obligation"
 
 
-def test_the_consent_receipt_names_what_each_disclosure_was_for(ada, market_research, research_partner):
-    from consents.receipts import consent_receipt
+def test_the_consent_record_names_what_each_disclosure_was_for(ada, market_research, research_partner):
+    from consents.receipts import iso27560_record
 
     event = consent_grant(customer=ada, purpose=market_research, source=Source.PREFERENCE_PAGE)
     share(ada, research_partner, consent_event=event, purpose="Survey panel, spring 2027")
 
-    (disclosure,) = consent_receipt(customer=ada)["third_party_disclosures"]
-    assert disclosure["disclosure_purpose"] == "market_research"
-    assert disclosure["disclosure_purpose_name"] == "Market research (surveys, interviews, panels)"
-    assert disclosure["purpose"] == "Survey panel, spring 2027"
+    (process,) = iso27560_record(customer=ada)["dpv:hasProcess"]
+    (disclosure,) = process["dpv:hasProcess"]
+    assert disclosure["dpv:hasPurpose"]["dct:title"] == "Market research (surveys, interviews, panels)"
+    assert disclosure["dpv:hasPurpose"]["dct:description"] == "Survey panel, spring 2027"
+    assert disclosure["dpv:hasRecipient"]["dpv:hasName"] == "Northwind Research"

@@ -25,7 +25,7 @@ def test_a_privacy_officer_sees_the_export_the_logs_and_erasure_on_the_customer_
     assert f'href="/admin/privacy/customererasure/erase/{ada.pk}/" class="deletelink">Erase…' in page
     assert f"/admin/customers/customer/{ada.pk}/consent-receipt/" in page
     # Erasure, the dangerous button, comes last.
-    assert page.index("Erase…") > page.index("Download consent receipt")
+    assert page.index("Erase…") > page.index("ISO 27560 record")
 
 
 def test_support_sees_neither_exports_nor_logs_nor_erasure(client, support, purposes):
