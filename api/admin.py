@@ -126,6 +126,9 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     readonly_fields = ["signing_secret", "state", "failing_since", "created_at", "created_by", "messages_link"]
     inlines = [WebhookMessageInline]
 
+    def get_inlines(self, request, obj=None):
+        return self.inlines if obj is not None else []
+
     def get_fieldsets(self, request, obj=None):
         endpoint = [None, {"fields": ["name", "url", "events", "is_active", "may_receive_personal_data"]}]
         if obj is None:
