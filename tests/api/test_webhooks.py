@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -32,6 +33,8 @@ from marketing.models import Suppression
 from marketing.suppression import suppression_add
 from privacy.services import customer_erase
 from tests.factories import CustomerFactory
+from tests.marketing.conftest import celery_worker_thread  # noqa: F401 (a fixture)
+from tests.marketing.test_workers import wait_for
 from tests.privacy.people import staff_in
 
 pytestmark = pytest.mark.django_db
@@ -602,3 +605,28 @@ def test_the_admin_pages_show_messages_and_every_attempt(
         assert message.message_id in response.content.decode() or url == "/admin/api/webhookendpoint/", url
     attempts = client.get("/admin/api/webhookattempt/").content.decode()
     assert "Succeeded" in attempts and "200" in attempts
+
+
+# ---------------------------------------------------------------------------------------
+# A real worker on the Redis broker
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("celery_worker_thread")
+def test_a_real_worker_delivers_after_commit_and_retries_with_its_backoff(settings):
+    settings.WEBHOOK_RETRY_BASE_SECONDS = 1
+    grace = CustomerFactory(email=GRACE_EMAIL)
+    with Receiver(statuses=[500]) as receiver:
+        endpoint = endpoint_for(receiver.url)
+
+        consent_set(
+            customer=grace, purpose=Purpose.objects.get(code="newsletter"), granted=True, source=Source.PREFERENCE_PAGE
+        )
+
+        assert wait_for(lambda: WebhookMessage.objects.filter(status="delivered").exists())
+        time.sleep(2)  # nothing more arrives
+    assert len(receiver.received) == 2
+    for request in receiver.received:
+        assert Webhook(endpoint.secret).verify(request["body"], request["headers"])["type"] == "consent.changed"
+    assert list(WebhookAttempt.objects.order_by("attempted_at").values_list("response_status", flat=True)) == [500, 200]
