@@ -21,7 +21,7 @@ from customers.selectors import customer_addresses_ever_held
 from privacy.registry import PersonalDataPart
 
 from . import webhooks
-from .models import IdempotencyRecord
+from .models import IdempotencyRecord, WebhookMessage
 
 
 def _about(customer: Customer):
@@ -67,4 +67,7 @@ class ApiPart(PersonalDataPart):
     def retention(self, cutoff: datetime) -> int:
         too_old = timezone.now() - timedelta(days=settings.API_IDEMPOTENCY_DAYS)
         deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=too_old).delete()
-        return deleted
+        # Webhook messages are a delivery log: finished ones go with the other log data.
+        finished = [WebhookMessage.Status.DELIVERED, WebhookMessage.Status.FAILED]
+        _, by_model = WebhookMessage.objects.filter(status__in=finished, created_at__lt=cutoff).delete()
+        return deleted + by_model.get(WebhookMessage._meta.label, 0)

@@ -31,7 +31,7 @@ from customers.models import CustomerChange
 from customers.services import customer_update
 from marketing.models import Suppression
 from marketing.suppression import suppression_add
-from privacy.services import customer_erase
+from privacy.services import customer_erase, retention_apply
 from tests.factories import CustomerFactory
 from tests.marketing.conftest import celery_worker_thread  # noqa: F401 (a fixture)
 from tests.marketing.test_workers import wait_for
@@ -466,6 +466,23 @@ def test_erasure_removes_the_address_from_queued_and_logged_payloads(grace, news
         pending = WebhookMessage.objects.get(status="pending", event_type="consent.changed")
         assert webhooks.webhook_message_deliver(message_pk=pending.pk).succeeded
     assert GRACE_EMAIL not in receiver.received[0]["body"]
+
+
+def test_finished_messages_leave_with_the_other_log_data_and_waiting_ones_stay(settings, grace, newsletter):
+    endpoint_for("http://127.0.0.1:9/hooks")
+    for granted in (True, False, True):
+        consent_set(customer=grace, purpose=newsletter, granted=granted, source=Source.PREFERENCE_PAGE)
+    old = timezone.now() - timedelta(days=settings.RETENTION_IP_DAYS + 1)
+    delivered, failed, waiting = WebhookMessage.objects.order_by("id")
+    WebhookMessage.objects.filter(pk=delivered.pk).update(status="delivered", created_at=old)
+    WebhookMessage.objects.filter(pk=failed.pk).update(status="failed", created_at=old)
+    WebhookMessage.objects.filter(pk=waiting.pk).update(created_at=old)
+    WebhookAttempt.objects.create(message=delivered, outcome="succeeded", response_status=200)
+
+    retention_apply()
+
+    assert list(WebhookMessage.objects.values_list("pk", flat=True)) == [waiting.pk]
+    assert not WebhookAttempt.objects.exists()
 
 
 # ---------------------------------------------------------------------------------------
