@@ -277,7 +277,7 @@ def _post(url: str, body: str, headers: dict[str, str]) -> _Reply:
             stream=True,
         )
     except requests.RequestException as error:
-        return _Reply(status=None, error=mask_personal_data(f"{type(error).__name__}: {error}")[:300], excerpt="")
+        return _Reply(status=None, error=mask_personal_data(_describe(error))[:300], excerpt="")
     try:
         # Only the start of the answer is read, and it is kept masked: receivers may echo the payload.
         start = next(response.iter_content(EXCERPT_LENGTH * 4), b"")
@@ -292,6 +292,20 @@ def _post(url: str, body: str, headers: dict[str, str]) -> _Reply:
     elif not 200 <= response.status_code < 300:
         error = f"HTTP {response.status_code}"
     return _Reply(status=response.status_code, error=error, excerpt=excerpt)
+
+
+def _describe(error: requests.RequestException) -> str:
+    """A failed connection as staff read it: "Could not connect: [Errno 111] Connection refused"."""
+    if isinstance(error, requests.Timeout):
+        return f"No answer within {settings.WEBHOOK_TIMEOUT_SECONDS} s."
+    cause = error.args[0] if error.args else error
+    text = str(getattr(cause, "reason", None) or cause)
+    # urllib3 names its connection first: "HTTPConnection(host='…', port=9): Failed to establish …"
+    if "): " in text:
+        text = text.split("): ", 1)[1]
+    if isinstance(error, requests.ConnectionError):
+        return f"Could not connect: {text}"
+    return f"{type(error).__name__}: {text}"
 
 
 def webhook_message_deliver(*, message_pk: int, now: datetime | None = None) -> DeliveryResult:

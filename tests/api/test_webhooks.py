@@ -256,6 +256,20 @@ def test_the_celery_task_schedules_the_retry_with_its_backoff(grace, newsletter,
     assert scheduled == [((message.pk,), 60)]
 
 
+def test_a_receiver_that_is_down_is_a_failed_attempt_staff_can_read(grace, newsletter):
+    with Receiver() as receiver:
+        url = receiver.url  # nothing listens there once it stopped
+    endpoint_for(url)
+    consent_set(customer=grace, purpose=newsletter, granted=True, source=Source.PREFERENCE_PAGE)
+
+    result = webhooks.webhook_message_deliver(message_pk=only_message().pk)
+
+    assert result.attempted and result.retry_in == 60
+    attempt = WebhookAttempt.objects.get()
+    assert attempt.response_status is None
+    assert attempt.error.startswith("Could not connect: ") and "Connection refused" in attempt.error
+
+
 def test_a_message_is_given_up_after_the_maximum_of_attempts(settings, grace, newsletter):
     settings.WEBHOOK_MAX_ATTEMPTS = 3
     with Receiver(statuses=[500] * 10) as receiver:
