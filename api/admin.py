@@ -5,12 +5,21 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey as UnusedPackageKey
 
 from . import webhooks
-from .models import ApiKey, Scope, WebhookAttempt, WebhookEndpoint, WebhookEventType, WebhookMessage
+from .models import (
+    WEBHOOK_EVENT_DESCRIPTIONS,
+    ApiKey,
+    Scope,
+    WebhookAttempt,
+    WebhookEndpoint,
+    WebhookEventType,
+    WebhookMessage,
+)
 from .services import api_key_create
 from .tasks import webhook_messages_enqueue
 
@@ -77,11 +86,17 @@ def _private_urls_note() -> str:
 
 
 class WebhookEndpointForm(forms.ModelForm):
-    url = forms.URLField(label="URL", max_length=500, assume_scheme="https")
-    events = forms.MultipleChoiceField(choices=WebhookEventType.choices, widget=forms.CheckboxSelectMultiple)
+    url = forms.URLField(
+        label="URL", max_length=500, assume_scheme="https", widget=forms.URLInput(attrs={"class": "vURLField"})
+    )
+    events = forms.MultipleChoiceField(
+        choices=[(event.value, f"{event.value}: {WEBHOOK_EVENT_DESCRIPTIONS[event]}") for event in WebhookEventType],
+        widget=forms.CheckboxSelectMultiple,
+    )
 
     class Meta:
         model = WebhookEndpoint
+        widgets = {"name": forms.TextInput(attrs={"class": "vTextField"})}
         fields = ["name", "url", "events", "is_active", "may_receive_personal_data"]
 
     def __init__(self, *args, **kwargs):
@@ -92,42 +107,23 @@ class WebhookEndpointForm(forms.ModelForm):
             self.fields["is_active"].help_text = "Tick to enable it again: its waiting messages are then sent."
 
 
-class WebhookMessageInline(admin.TabularInline):
-    model = WebhookMessage
-    fields = ["message_link", "event_type", "status", "attempts", "created_at", "delivered_at"]
-    readonly_fields = fields
-    extra = 0
-    max_num = 0
-    can_delete = False
-    show_change_link = False
-    verbose_name_plural = "latest messages (all of them: “messages” above)"
-
-    def get_queryset(self, request):
-        # Only the latest few: an endpoint's messages run into the thousands.
-        queryset = super().get_queryset(request)
-        latest = list(queryset.order_by("-created_at", "-id").values_list("pk", flat=True)[:10])
-        return queryset.filter(pk__in=latest)
-
-    @admin.display(description="webhook-id")
-    def message_link(self, obj: WebhookMessage) -> str:
-        return format_html(
-            '<a href="{}">{}</a>', reverse("admin:api_webhookmessage_change", args=[obj.pk]), obj.message_id
-        )
-
-
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):
     """Superusers and privacy officers decide where events (and maybe personal data) are sent."""
 
     form = WebhookEndpointForm
-    list_display = ["name", "url", "event_list", "state", "may_receive_personal_data", "messages_link"]
+    list_display = ["name", "short_url", "event_list", "state_short", "personal_data"]
     list_filter = ["is_active", "may_receive_personal_data"]
     search_fields = ["name", "url"]
-    readonly_fields = ["signing_secret", "state", "failing_since", "created_at", "created_by", "messages_link"]
-    inlines = [WebhookMessageInline]
-
-    def get_inlines(self, request, obj=None):
-        return self.inlines if obj is not None else []
+    readonly_fields = [
+        "signing_secret",
+        "state",
+        "failing_since",
+        "created_at",
+        "created_by",
+        "messages_link",
+        "latest_messages",
+    ]
 
     def get_fieldsets(self, request, obj=None):
         endpoint = [None, {"fields": ["name", "url", "events", "is_active", "may_receive_personal_data"]}]
@@ -136,18 +132,31 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
         return [
             endpoint,
             ["Signing", {"fields": [self._secret_field(request)]}],
-            ["Deliveries", {"fields": ["state", "failing_since", "messages_link", "created_at", "created_by"]}],
+            [
+                "Deliveries",
+                {"fields": ["state", "failing_since", "created_at", "created_by", "messages_link", "latest_messages"]},
+            ],
         ]
+
+    @admin.display(description="URL", ordering="url")
+    def short_url(self, obj: WebhookEndpoint) -> str:
+        if len(obj.url) <= 40:
+            return obj.url
+        return format_html('<span title="{}">{}…</span>', obj.url, obj.url[:39])
+
+    @admin.display(description="personal data", boolean=True, ordering="may_receive_personal_data")
+    def personal_data(self, obj: WebhookEndpoint) -> bool:
+        return obj.may_receive_personal_data
 
     @admin.display(description="events")
     def event_list(self, obj: WebhookEndpoint) -> str:
-        return ", ".join(obj.events)
+        return format_html_join(mark_safe("<br>"), "{}", ((event,) for event in obj.events))
 
     @admin.display(description="state")
     def state(self, obj: WebhookEndpoint) -> str:
         if obj.disabled_at:
             return format_html(
-                '<strong style="color:var(--error-fg)">Disabled {}</strong>: {}',
+                '<strong style="color:var(--error-fg)">Disabled {}</strong><br>{}',
                 timezone.localtime(obj.disabled_at).strftime("%Y-%m-%d %H:%M"),
                 obj.disabled_reason,
             )
@@ -159,6 +168,43 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
                 timezone.localtime(obj.failing_since).strftime("%Y-%m-%d %H:%M"),
             )
         return "Active"
+
+    @admin.display(description="state")
+    def state_short(self, obj: WebhookEndpoint) -> str:
+        if obj.disabled_at:
+            return format_html(
+                '<strong style="color:var(--error-fg)" title="{}">Disabled {}</strong>',
+                obj.disabled_reason,
+                timezone.localtime(obj.disabled_at).strftime("%Y-%m-%d %H:%M"),
+            )
+        return self.state(obj)
+
+    @admin.display(description="latest messages")
+    def latest_messages(self, obj: WebhookEndpoint) -> str:
+        # Only the latest few: an endpoint's messages run into the thousands.
+        latest = obj.messages.order_by("-created_at", "-id")[:10]
+        if not latest:
+            return "None yet."
+        rows = format_html_join(
+            "",
+            '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
+            (
+                (
+                    reverse("admin:api_webhookmessage_change", args=[m.pk]),
+                    m.message_id,
+                    m.event_type,
+                    m.get_status_display(),
+                    m.attempts,
+                    timezone.localtime(m.created_at).strftime("%Y-%m-%d %H:%M"),
+                )
+                for m in latest
+            ),
+        )
+        return format_html(
+            '<div style="overflow-x:auto"><table><thead><tr><th>webhook-id</th><th>event</th><th>status</th>'
+            "<th>attempts</th><th>queued</th></tr></thead><tbody>{}</tbody></table></div>",
+            rows,
+        )
 
     @admin.display(description="messages")
     def messages_link(self, obj: WebhookEndpoint) -> str:
@@ -197,18 +243,10 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
         return super().get_queryset(request).select_related("created_by")
 
 
-class WebhookAttemptInline(admin.TabularInline):
-    model = WebhookAttempt
-    fields = ["attempted_at", "outcome", "response_status", "duration_ms", "error", "response_excerpt"]
-    readonly_fields = fields
-    extra = 0
-    max_num = 0
-    can_delete = False
-
-
 @admin.register(WebhookMessage)
 class WebhookMessageAdmin(admin.ModelAdmin):
-    list_display = ["message_id", "endpoint", "event_type", "status", "attempts", "created_at", "next_attempt_at"]
+    list_display = ["short_id", "endpoint", "event_type", "status", "attempts", "next_attempt"]
+    list_display_links = ["short_id"]
     list_filter = ["status", "event_type", "endpoint"]
     search_fields = ["=message_id", "=customer__public_id"]
     list_select_related = ["endpoint"]
@@ -227,13 +265,50 @@ class WebhookMessageAdmin(admin.ModelAdmin):
         "delivered_at",
         "redacted_at",
         "payload_pretty",
+        "attempt_table",
     ]
     readonly_fields = fields
-    inlines = [WebhookAttemptInline]
+
+    @admin.display(description="webhook-id", ordering="message_id")
+    def short_id(self, obj: WebhookMessage) -> str:
+        return format_html('<span title="{}">{}…</span>', obj.message_id, obj.message_id[:14])
+
+    @admin.display(description="next attempt", ordering="next_attempt_at")
+    def next_attempt(self, obj: WebhookMessage) -> str:
+        if obj.next_attempt_at is None or obj.status != WebhookMessage.Status.PENDING:
+            return "—"
+        return timezone.localtime(obj.next_attempt_at).strftime("%Y-%m-%d %H:%M")
 
     @admin.display(description="customer")
     def customer_public_id(self, obj: WebhookMessage) -> str:
         return str(obj.customer.public_id) if obj.customer_id else "—"
+
+    @admin.display(description="attempts made")
+    def attempt_table(self, obj: WebhookMessage) -> str:
+        attempts = obj.attempt_log.order_by("attempted_at", "id")
+        if not attempts:
+            return "None yet."
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            (
+                (
+                    timezone.localtime(a.attempted_at).strftime("%Y-%m-%d %H:%M:%S"),
+                    a.get_outcome_display(),
+                    a.response_status or "—",
+                    a.duration_ms,
+                    a.error or "—",
+                    a.response_excerpt,
+                )
+                for a in attempts
+            ),
+        )
+        return format_html(
+            '<div style="overflow-x:auto"><table><thead><tr><th>time</th><th>outcome</th><th>response code</th>'
+            "<th>duration (ms)</th><th>error</th><th>start of the answer (masked)</th></tr></thead>"
+            "<tbody>{}</tbody></table></div>",
+            rows,
+        )
 
     @admin.display(description="payload")
     def payload_pretty(self, obj: WebhookMessage) -> str:
@@ -270,21 +345,37 @@ class WebhookMessageAdmin(admin.ModelAdmin):
 class WebhookAttemptAdmin(admin.ModelAdmin):
     """Every delivery attempt, for following up a receiver's trouble."""
 
-    list_display = [
-        "attempted_at",
-        "endpoint",
-        "event_type",
-        "message_link",
-        "outcome",
-        "response_status",
-        "duration_ms",
-        "error",
-    ]
+    list_display = ["when", "endpoint", "event_type", "outcome", "code", "milliseconds", "short_error"]
+    list_display_links = ["when"]
     list_filter = ["outcome", "message__endpoint", "message__event_type"]
     search_fields = ["=message__message_id"]
     list_select_related = ["message__endpoint"]
     date_hierarchy = "attempted_at"
     show_full_result_count = False
+    fields = [
+        "message_link",
+        "endpoint",
+        "event_type",
+        "attempted_at",
+        "outcome",
+        "response_status",
+        "duration_ms",
+        "error",
+        "response_excerpt",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="attempted at", ordering="attempted_at")
+    def when(self, obj: WebhookAttempt) -> str:
+        return timezone.localtime(obj.attempted_at).strftime("%Y-%m-%d %H:%M:%S")
+
+    @admin.display(description="code", ordering="response_status")
+    def code(self, obj: WebhookAttempt) -> str:
+        return str(obj.response_status or "—")
+
+    @admin.display(description="ms", ordering="duration_ms")
+    def milliseconds(self, obj: WebhookAttempt) -> int:
+        return obj.duration_ms
 
     @admin.display(description="endpoint", ordering="message__endpoint__name")
     def endpoint(self, obj: WebhookAttempt) -> str:
@@ -301,6 +392,12 @@ class WebhookAttemptAdmin(admin.ModelAdmin):
             reverse("admin:api_webhookmessage_change", args=[obj.message_id]),
             obj.message.message_id,
         )
+
+    @admin.display(description="error")
+    def short_error(self, obj: WebhookAttempt) -> str:
+        if len(obj.error) <= 40:
+            return obj.error
+        return format_html('<span title="{}">{}…</span>', obj.error, obj.error[:39])
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -77,10 +77,18 @@ class IdempotencyRecord(models.Model):
 
 
 class WebhookEventType(models.TextChoices):
-    CONSENT_CHANGED = "consent.changed", "consent.changed: a customer's consent for a purpose changed"
-    CUSTOMER_UPDATED = "customer.updated", "customer.updated: a customer's details changed"
-    CUSTOMER_ERASED = "customer.erased", "customer.erased: a customer's personal data was erased"
-    SUPPRESSION_ADDED = "suppression.added", "suppression.added: an address joined the suppression list"
+    CONSENT_CHANGED = "consent.changed", "consent.changed"
+    CUSTOMER_UPDATED = "customer.updated", "customer.updated"
+    CUSTOMER_ERASED = "customer.erased", "customer.erased"
+    SUPPRESSION_ADDED = "suppression.added", "suppression.added"
+
+
+WEBHOOK_EVENT_DESCRIPTIONS = {
+    WebhookEventType.CONSENT_CHANGED: "a customer's consent for a purpose changed",
+    WebhookEventType.CUSTOMER_UPDATED: "a customer's details changed",
+    WebhookEventType.CUSTOMER_ERASED: "a customer's personal data was erased",
+    WebhookEventType.SUPPRESSION_ADDED: "an address joined the suppression list",
+}
 
 
 def webhook_secret_new() -> str:
@@ -175,7 +183,8 @@ class WebhookMessage(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.event_type} {self.message_id}"
+        # Short enough to wrap on a phone's admin page; the whole id is on the page itself.
+        return f"{self.event_type} {self.message_id[:12]}…"
 
 
 class WebhookAttempt(models.Model):

@@ -46,165 +46,85 @@ def revoke(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("api", "0002_privacy_officer_manages_api_keys"),
-        ("customers", "0010_reseller_ids_and_self_registration"),
+        ('api', '0002_privacy_officer_manages_api_keys'),
+        ('customers', '0010_reseller_ids_and_self_registration'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="WebhookEndpoint",
+            name='WebhookEndpoint',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("name", models.CharField(help_text="Who receives these events, e.g. “CRM”.", max_length=100)),
-                ("url", models.URLField(max_length=500, verbose_name="URL")),
-                ("events", models.JSONField(default=list, help_text="The event types sent to this endpoint.")),
-                ("secret", models.CharField(default=api.models.webhook_secret_new, editable=False, max_length=100)),
-                ("is_active", models.BooleanField(default=True, verbose_name="active")),
-                (
-                    "may_receive_personal_data",
-                    models.BooleanField(
-                        default=False,
-                        help_text="Payloads carry public ids only; with this ticked they also carry the customer's address and changed details. Tick it only for a receiver named in the privacy policy.",
-                    ),
-                ),
-                (
-                    "failing_since",
-                    models.DateTimeField(
-                        blank=True, help_text="The first failed attempt since the last delivered message.", null=True
-                    ),
-                ),
-                ("disabled_at", models.DateTimeField(blank=True, null=True)),
-                ("disabled_reason", models.CharField(blank=True, max_length=300)),
-                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
-                (
-                    "created_by",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('name', models.CharField(help_text='Who receives these events, e.g. “CRM”.', max_length=100)),
+                ('url', models.URLField(max_length=500, verbose_name='URL')),
+                ('events', models.JSONField(default=list, help_text='The event types sent to this endpoint.')),
+                ('secret', models.CharField(default=api.models.webhook_secret_new, editable=False, max_length=100)),
+                ('is_active', models.BooleanField(default=True, verbose_name='active')),
+                ('may_receive_personal_data', models.BooleanField(default=False, help_text="Payloads carry public ids only; with this ticked they also carry the customer's address and changed details. Tick it only for a receiver named in the privacy policy.")),
+                ('failing_since', models.DateTimeField(blank=True, help_text='The first failed attempt since the last delivered message.', null=True)),
+                ('disabled_at', models.DateTimeField(blank=True, null=True)),
+                ('disabled_reason', models.CharField(blank=True, max_length=300)),
+                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
+                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
             ],
             options={
-                "verbose_name": "webhook endpoint",
-                "ordering": ["name", "id"],
-                "permissions": [("view_webhook_secret", "Can see an endpoint's signing secret")],
+                'verbose_name': 'webhook endpoint',
+                'ordering': ['name', 'id'],
+                'permissions': [('view_webhook_secret', "Can see an endpoint's signing secret")],
             },
         ),
         migrations.CreateModel(
-            name="WebhookMessage",
+            name='WebhookMessage',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                (
-                    "message_id",
-                    models.CharField(
-                        default=api.models.webhook_message_id_new,
-                        editable=False,
-                        max_length=40,
-                        verbose_name="webhook-id",
-                    ),
-                ),
-                (
-                    "event_type",
-                    models.CharField(
-                        choices=[
-                            ("consent.changed", "consent.changed: a customer's consent for a purpose changed"),
-                            ("customer.updated", "customer.updated: a customer's details changed"),
-                            ("customer.erased", "customer.erased: a customer's personal data was erased"),
-                            ("suppression.added", "suppression.added: an address joined the suppression list"),
-                        ],
-                        max_length=40,
-                    ),
-                ),
-                ("payload", models.JSONField()),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[("pending", "Pending"), ("delivered", "Delivered"), ("failed", "Failed (gave up)")],
-                        default="pending",
-                        max_length=10,
-                    ),
-                ),
-                (
-                    "attempts",
-                    models.PositiveSmallIntegerField(
-                        default=0, help_text="Attempts since the message was queued or last sent again."
-                    ),
-                ),
-                ("next_attempt_at", models.DateTimeField(blank=True, null=True)),
-                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
-                ("delivered_at", models.DateTimeField(blank=True, null=True)),
-                ("redacted_at", models.DateTimeField(blank=True, null=True)),
-                (
-                    "customer",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="+",
-                        to="customers.customer",
-                    ),
-                ),
-                (
-                    "endpoint",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="messages", to="api.webhookendpoint"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('message_id', models.CharField(default=api.models.webhook_message_id_new, editable=False, max_length=40, verbose_name='webhook-id')),
+                ('event_type', models.CharField(choices=[('consent.changed', 'consent.changed'), ('customer.updated', 'customer.updated'), ('customer.erased', 'customer.erased'), ('suppression.added', 'suppression.added')], max_length=40)),
+                ('payload', models.JSONField()),
+                ('status', models.CharField(choices=[('pending', 'Pending'), ('delivered', 'Delivered'), ('failed', 'Failed (gave up)')], default='pending', max_length=10)),
+                ('attempts', models.PositiveSmallIntegerField(default=0, help_text='Attempts since the message was queued or last sent again.')),
+                ('next_attempt_at', models.DateTimeField(blank=True, null=True)),
+                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
+                ('delivered_at', models.DateTimeField(blank=True, null=True)),
+                ('redacted_at', models.DateTimeField(blank=True, null=True)),
+                ('customer', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='customers.customer')),
+                ('endpoint', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='messages', to='api.webhookendpoint')),
             ],
             options={
-                "verbose_name": "webhook message",
-                "ordering": ["-created_at", "-id"],
+                'verbose_name': 'webhook message',
+                'ordering': ['-created_at', '-id'],
             },
         ),
         migrations.CreateModel(
-            name="WebhookAttempt",
+            name='WebhookAttempt',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("attempted_at", models.DateTimeField(default=django.utils.timezone.now)),
-                (
-                    "outcome",
-                    models.CharField(choices=[("succeeded", "Succeeded"), ("failed", "Failed")], max_length=10),
-                ),
-                (
-                    "response_status",
-                    models.PositiveSmallIntegerField(blank=True, null=True, verbose_name="response code"),
-                ),
-                ("duration_ms", models.PositiveIntegerField(default=0, verbose_name="duration (ms)")),
-                ("error", models.CharField(blank=True, max_length=300)),
-                ("response_excerpt", models.CharField(blank=True, max_length=200)),
-                (
-                    "message",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="attempt_log", to="api.webhookmessage"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('attempted_at', models.DateTimeField(default=django.utils.timezone.now)),
+                ('outcome', models.CharField(choices=[('succeeded', 'Succeeded'), ('failed', 'Failed')], max_length=10)),
+                ('response_status', models.PositiveSmallIntegerField(blank=True, null=True, verbose_name='response code')),
+                ('duration_ms', models.PositiveIntegerField(default=0, verbose_name='duration (ms)')),
+                ('error', models.CharField(blank=True, max_length=300)),
+                ('response_excerpt', models.CharField(blank=True, max_length=200)),
+                ('message', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='attempt_log', to='api.webhookmessage')),
             ],
             options={
-                "verbose_name": "webhook attempt",
-                "ordering": ["-attempted_at", "-id"],
+                'verbose_name': 'webhook attempt',
+                'ordering': ['-attempted_at', '-id'],
             },
         ),
         migrations.AddConstraint(
-            model_name="webhookendpoint",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("disabled_at__isnull", True), ("is_active", False), _connector="OR"),
-                name="webhook_endpoint_disabled_inactive",
-            ),
+            model_name='webhookendpoint',
+            constraint=models.CheckConstraint(condition=models.Q(('disabled_at__isnull', True), ('is_active', False), _connector='OR'), name='webhook_endpoint_disabled_inactive'),
         ),
         migrations.AddIndex(
-            model_name="webhookmessage",
-            index=models.Index(
-                condition=models.Q(("status", "pending")), fields=["next_attempt_at"], name="webhook_message_due"
-            ),
+            model_name='webhookmessage',
+            index=models.Index(condition=models.Q(('status', 'pending')), fields=['next_attempt_at'], name='webhook_message_due'),
         ),
         migrations.AddConstraint(
-            model_name="webhookmessage",
-            constraint=models.UniqueConstraint(fields=("message_id",), name="webhook_message_id_unique"),
+            model_name='webhookmessage',
+            constraint=models.UniqueConstraint(fields=('message_id',), name='webhook_message_id_unique'),
         ),
         migrations.RunPython(grant, revoke),
     ]

@@ -345,8 +345,6 @@ def test_re_enabling_a_disabled_endpoint_sends_its_waiting_messages(grace, newsl
                 "url": receiver.url,
                 "events": ["consent.changed"],
                 "is_active": "on",
-                "messages-TOTAL_FORMS": "0",
-                "messages-INITIAL_FORMS": "0",
             },
             follow=True,
         )
