@@ -100,8 +100,9 @@ def validate_webhook_url(url: str) -> None:
 
 def webhook_endpoint_save(*, endpoint: WebhookEndpoint, user: AbstractBaseUser | None = None) -> list[int]:
     """
-    Create or change an endpoint after checking it. Re-activating a disabled endpoint clears
-    its disabling and makes its waiting messages due now: returns their ids to enqueue.
+    Create or change an endpoint after checking it. Re-activating an inactive or disabled
+    endpoint clears its disabling and makes its waiting messages due now: returns their ids
+    to enqueue.
     """
     if endpoint.events:
         unknown = set(endpoint.events) - set(WebhookEventType.values)
@@ -113,11 +114,16 @@ def webhook_endpoint_save(*, endpoint: WebhookEndpoint, user: AbstractBaseUser |
     with transaction.atomic():
         if endpoint.pk is None:
             endpoint.created_by = user if user is not None and user.pk else None
-        elif endpoint.is_active and endpoint.disabled_at is not None:
+            reactivated = False
+        else:
+            was_active = WebhookEndpoint.objects.select_for_update().filter(pk=endpoint.pk, is_active=True).exists()
+            reactivated = endpoint.is_active and not was_active
+        if reactivated:
             endpoint.disabled_at, endpoint.disabled_reason, endpoint.failing_since = None, "", None
         endpoint.full_clean()
         endpoint.save()
-        if endpoint.is_active:
+        if reactivated:
+            # Its waiting messages go now; an endpoint that stayed active keeps their backoff.
             waiting = WebhookMessage.objects.filter(endpoint=endpoint, status=WebhookMessage.Status.PENDING)
             due = list(waiting.values_list("pk", flat=True))
             waiting.update(next_attempt_at=timezone.now())

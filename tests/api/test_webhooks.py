@@ -355,6 +355,19 @@ def test_re_enabling_a_disabled_endpoint_sends_its_waiting_messages(grace, newsl
     assert endpoint.is_active and endpoint.disabled_at is None and endpoint.disabled_reason == ""
 
 
+def test_editing_an_active_endpoint_keeps_the_backoff_of_its_waiting_messages(grace, newsletter):
+    with Receiver(statuses=[500]) as receiver:
+        endpoint = endpoint_for(receiver.url)
+        consent_set(customer=grace, purpose=newsletter, granted=True, source=Source.PREFERENCE_PAGE)
+        webhooks.webhook_message_deliver(message_pk=only_message().pk)
+    waiting_until = only_message().next_attempt_at
+
+    endpoint.name = "CRM (new name)"
+    assert webhooks.webhook_endpoint_save(endpoint=endpoint) == []
+
+    assert only_message().next_attempt_at == waiting_until
+
+
 # ---------------------------------------------------------------------------------------
 # Send again
 
