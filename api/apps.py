@@ -11,6 +11,6 @@ class ApiConfig(AppConfig):
     def ready(self) -> None:
         from privacy import registry
 
-        from . import parts, schema  # noqa: F401 (schema registers its extension)
+        from . import parts, receivers, schema  # noqa: F401 (schema registers its extension, receivers connect)
 
         registry.register(parts.ApiPart())

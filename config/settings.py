@@ -495,3 +495,24 @@ PRIVACY_POLICY_URL = env.str("PRIVACY_POLICY_URL", default="")
 # once and kept in var/receipt-signing-key.pem.
 RECEIPT_SIGNING_KEY = env.str("RECEIPT_SIGNING_KEY", default="")
 RECEIPT_DEVELOPMENT_KEY_FILE = VAR_DIR / "receipt-signing-key.pem" if DEBUG and not RECEIPT_SIGNING_KEY else None
+
+# --- api: outgoing webhooks ----------------------------------------------------------------
+# Attempts per message before it is given up (status "failed"; "send again" in admin retries it).
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
+# Exponential backoff: the n-th retry waits WEBHOOK_RETRY_BASE_SECONDS * 2**(n-1), at most
+# WEBHOOK_RETRY_MAX_SECONDS (defaults: 1, 2, 4 … 64 minutes; eight attempts span about two hours).
+WEBHOOK_RETRY_BASE_SECONDS = env.int("WEBHOOK_RETRY_BASE_SECONDS", default=60)
+WEBHOOK_RETRY_MAX_SECONDS = env.int("WEBHOOK_RETRY_MAX_SECONDS", default=6 * 3600)
+# How long one attempt may take (connecting and reading the answer).
+WEBHOOK_TIMEOUT_SECONDS = env.int("WEBHOOK_TIMEOUT_SECONDS", default=10)
+# An endpoint that has failed for this long without a single delivery is disabled and the
+# superusers and privacy officers are mailed.
+WEBHOOK_DISABLE_AFTER_HOURS = env.int("WEBHOOK_DISABLE_AFTER_HOURS", default=24)
+# Endpoint URLs on loopback, private, link-local or reserved addresses are refused (the site
+# must not be made to call into its own network); on for development and tests only.
+WEBHOOK_ALLOW_PRIVATE_URLS = env.bool("WEBHOOK_ALLOW_PRIVATE_URLS", default=False)
+CELERY_BEAT_SCHEDULE["api-webhooks-deliver-due"] = {
+    # Picks up retries that are due and messages whose task was lost (a broker restart).
+    "task": "api.tasks.webhooks_deliver_due",
+    "schedule": 60.0,
+}

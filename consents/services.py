@@ -33,6 +33,7 @@ from .models import (
     Purpose,
     Source,
 )
+from .signals import consent_changed
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,7 @@ def consent_record(
         else:
             current.granted, current.since, current.event = granted, event.occurred_at, event
             current.save(update_fields=["granted", "since", "event"])
+        consent_changed.send(sender=ConsentEvent, event=event, consent=current)
         return ConsentOutcome(event=event, current=current)
 
 

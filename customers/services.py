@@ -15,7 +15,7 @@ from common.dates import format_moment
 
 from .forms import DETAIL_FIELDS, STAFF_FIELDS
 from .models import Customer, CustomerChange, ProductRegistration, normalise_email
-from .signals import customer_corrected
+from .signals import customer_corrected, customer_updated
 
 
 def _display(value: Any) -> str:
@@ -42,6 +42,9 @@ def customer_update(
         customer.full_clean()
         customer.save(update_fields=[c.field for c in changes] + ["updated_at"])
         CustomerChange.objects.bulk_create(changes)
+        customer_updated.send(
+            sender=Customer, customer=customer, fields=[c.field for c in changes], changed_by=changed_by
+        )
         # Internal notes are not data any third party received.
         corrected = [c.field for c in changes if c.field != "notes"]
         if corrected and changed_by in (CustomerChange.ChangedBy.CUSTOMER, CustomerChange.ChangedBy.STAFF):
@@ -183,13 +186,15 @@ def customer_email_set_by_reseller(*, customer: Customer, email: str) -> Custome
     customer.link_generation += 1
     customer.full_clean()
     customer.save(update_fields=["email", "link_generation", "updated_at"])
-    return CustomerChange.objects.create(
+    change = CustomerChange.objects.create(
         customer=customer,
         field="email",
         old_value=old,
         new_value=customer.email,
         changed_by=CustomerChange.ChangedBy.RESELLER,
     )
+    customer_updated.send(sender=Customer, customer=customer, fields=["email"], changed_by=change.changed_by)
+    return change
 
 
 # ---------------------------------------------------------------------------------------
@@ -245,6 +250,7 @@ def customer_email_change(
         changed_by=changed_by,
         staff_user=staff_user,
     )
+    customer_updated.send(sender=Customer, customer=locked, fields=["email"], changed_by=changed_by)
     if changed_by in (CustomerChange.ChangedBy.CUSTOMER, CustomerChange.ChangedBy.STAFF):
         customer_corrected.send(sender=Customer, customer=locked, fields=["email"])
     return change

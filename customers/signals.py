@@ -10,6 +10,11 @@ from django.dispatch import Signal
 # with `customer` and `fields` (the names of the corrected fields).
 customer_corrected = Signal()
 
+# A customer's details changed, whoever changed them (the customer, staff, the API, a reseller):
+# `customer`, `fields` (the names of the changed fields), `changed_by` (CustomerChange.ChangedBy).
+# Sent inside the changing transaction; a receiver that acts outside it waits for the commit.
+customer_updated = Signal()
+
 # A staff member opened the customer's page in admin: `customer`, `staff_user`.
 customer_viewed = Signal()
 

@@ -8,6 +8,7 @@ from common.logging import mask_emails
 from customers.models import email_hash, email_hashes
 
 from .models import Suppression
+from .signals import suppression_added
 
 
 def suppression_add(*, email: str, reason: str, user: User | None = None, note: str = "") -> Suppression:
@@ -19,8 +20,10 @@ def suppression_add(*, email: str, reason: str, user: User | None = None, note: 
     existing = Suppression.objects.filter(address_hash__in=email_hashes(email)).first()
     if existing is not None:
         return existing
-    suppression, _created = Suppression.objects.get_or_create(
+    suppression, created = Suppression.objects.get_or_create(
         address_hash=email_hash(email),
         defaults={"reason": reason, "created_by": user, "note": mask_emails(note)[:500]},
     )
+    if created:
+        suppression_added.send(sender=Suppression, suppression=suppression, email=email)
     return suppression

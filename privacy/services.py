@@ -31,6 +31,7 @@ from .models import (
     add_months,
 )
 from .selectors import customer_recipient_ids
+from .signals import customer_erased
 
 
 @transaction.atomic
@@ -231,6 +232,7 @@ def customer_erase(*, customer: Customer, staff_user: User, request: PrivacyRequ
         access_log_record(staff_user=staff_user, action=AccessLog.Action.ERASED, customer=locked)
         if request is not None and request.status == PrivacyRequest.Status.OPEN:
             privacy_request_close(privacy_request=request, staff_user=staff_user)
+        customer_erased.send(sender=Customer, customer=locked, erasure=erasure)
     customer.refresh_from_db()
     return erasure
 

@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils import timezone
 
-from consents.models import Consent, ConsentEvent, Purpose, Source
+from consents.models import Consent, ConsentEvent, Source
 from consents.services import consent_record, consent_set
 from tests.factories import CustomerFactory
 
@@ -17,10 +17,10 @@ ROUNDS = 25
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_changes_keep_the_state_equal_to_the_latest_event():
+def test_concurrent_changes_keep_the_state_equal_to_the_latest_event(purposes):
     # given a customer changing their mind from two browser tabs at once
     margaret = CustomerFactory(email="margaret@example.com")
-    newsletter = Purpose.objects.get(code="newsletter")
+    newsletter = purposes["newsletter"]
     start = threading.Barrier(2)
     errors = []
 

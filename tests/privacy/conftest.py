@@ -1,5 +1,7 @@
 import pytest
 
+from api.models import WebhookEndpoint, WebhookEventType
+from api.webhooks import webhook_endpoint_save
 from consents.models import Purpose, Source
 from consents.services import consent_set
 from customers.imports import customers_import
@@ -32,7 +34,21 @@ def officer(django_user_model):
 
 
 @pytest.fixture
-def augusta_and_request(purposes, support, officer):
+def crm_endpoint(db, settings):
+    """A CRM's webhook endpoint allowed personal data: every event about Augusta is queued for it."""
+    settings.WEBHOOK_ALLOW_PRIVATE_URLS = True
+    endpoint = WebhookEndpoint(
+        name="CRM",
+        url="http://127.0.0.1:9/hooks",
+        events=list(WebhookEventType.values),
+        may_receive_personal_data=True,
+    )
+    webhook_endpoint_save(endpoint=endpoint)
+    return endpoint
+
+
+@pytest.fixture
+def augusta_and_request(purposes, support, officer, crm_endpoint):
     """Augusta, with a full history, and her open erasure request (received by letter)."""
     return augusta_with_a_full_history(support_user=support, privacy_officer=officer)
 
