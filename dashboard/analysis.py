@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count, DurationField, ExpressionWrapper, F
-from django.db.models.functions import TruncMonth
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Value
+from django.db.models.functions import Coalesce, NullIf, TruncMonth
 from django.utils import timezone
 
 from consents.selectors import customers_consenting_to
@@ -111,9 +111,11 @@ def analysis_tables(*, now: datetime | None = None) -> list[Table]:
     by_country.rows = sorted({row for row, _column in by_country.cells})
 
     by_reseller = Table("by_reseller_currency", "Registrations by reseller and currency", "Reseller", [], [])
-    for row in base.values("reseller__name", "currency").annotate(**counted).order_by():
+    # The registration's currency, or the customer's preferred one where the reseller sent none.
+    paid_in = Coalesce(NullIf("currency", Value("")), NullIf("customer__currency", Value("")), Value("unknown"))
+    for row in base.annotate(paid_in=paid_in).values("reseller__name", "paid_in").annotate(**counted).order_by():
         reseller = row["reseller__name"] or "direct"
-        by_reseller.cells[(reseller, row["currency"] or "unknown")] = _cell(row["n"], row["people"])
+        by_reseller.cells[(reseller, row["paid_in"])] = _cell(row["n"], row["people"])
     by_reseller.rows = sorted({row for row, _column in by_reseller.cells})
     by_reseller.columns = sorted({column for _row, column in by_reseller.cells})
 

@@ -20,11 +20,11 @@ STYLE = Style(
     foreground_strong="#222",
     foreground_subtle="#777",
     font_family="-apple-system, 'Segoe UI', system-ui, Roboto, sans-serif",
-    label_font_size=12,
-    major_label_font_size=12,
-    legend_font_size=13,
-    value_font_size=12,
-    title_font_size=15,
+    label_font_size=14,
+    major_label_font_size=14,
+    legend_font_size=15,
+    value_font_size=13,
+    title_font_size=16,
     # Distinguishable with the common colour-vision deficiencies (Okabe and Ito's palette).
     colors=("#0072B2", "#D55E00", "#999999", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442"),
 )
@@ -50,13 +50,15 @@ class Chart:
 
 
 def _config(title: str, **options) -> dict:
+    if options.pop("empty", False):
+        options.pop("y_labels", None)  # pygal cannot place labels on a chart without a series
     return {
         "title": None,  # the page's heading names the chart; the SVG's <title> carries it too
         "style": STYLE,
         "js": [],
         "disable_xml_declaration": True,
         "explicit_size": False,
-        "width": options.pop("width", 720),
+        "width": options.pop("width", 640),
         "height": options.pop("height", 300),
         "legend_at_bottom": True,
         "legend_box_size": 12,
@@ -97,7 +99,15 @@ def bar_chart(
         (False, True): pygal.HorizontalBar,
         (True, True): pygal.HorizontalStackedBar,
     }[(stacked, horizontal)]
-    chart = kind(**_config(title, height=height, x_label_rotation=0 if horizontal else 30))
+    chart = kind(
+        **_config(
+            title,
+            height=height,
+            x_label_rotation=0 if horizontal else 30,
+            y_labels=integer_ticks(series, stacked=stacked),
+            empty=not series,
+        )
+    )
     chart.x_labels = labels
     for name, values in series.items():
         chart.add(name, values)
@@ -114,7 +124,15 @@ def line_chart(
     height: int = 300,
 ) -> Chart:
     chart = pygal.Line(
-        **_config(title, height=height, x_label_rotation=30, show_minor_x_labels=major_every == 1, dots_size=2)
+        **_config(
+            title,
+            height=height,
+            x_label_rotation=30,
+            show_minor_x_labels=major_every == 1,
+            dots_size=2,
+            y_labels=integer_ticks(series),
+            empty=not series,
+        )
     )
     chart.x_labels = labels
     if major_every > 1:
@@ -122,6 +140,22 @@ def line_chart(
     for name, values in series.items():
         chart.add(name, values)
     return Chart(title, _render(chart, title), [label_header, *series], _rows(labels, series))
+
+
+def integer_ticks(series: dict[str, list[int | None]], *, stacked: bool = False) -> list[int]:
+    """Whole-number axis labels, about five of them: counts of people have no fractions."""
+    columns = zip(*series.values(), strict=False) if series else []
+    if stacked:
+        top = max((sum(v or 0 for v in column) for column in columns), default=0)
+    else:
+        top = max((v or 0 for values in series.values() for v in values), default=0)
+    step = 1
+    while top / step > 5:
+        for factor in (2, 2.5, 2):
+            step = int(step * factor)
+            if top / step <= 5:
+                break
+    return list(range(0, top + step, step)) if top else [0, 1]
 
 
 def _rows(labels: list[str], series: dict[str, list]) -> list[list]:
