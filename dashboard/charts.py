@@ -48,6 +48,14 @@ class Chart:
     headers: list[str]
     rows: list[list] = field(default_factory=list)
 
+    def to_json(self) -> dict:
+        return {"title": self.title, "svg": str(self.svg), "headers": self.headers, "rows": self.rows}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Chart:
+        # Drawn by this module at refresh time and stored in dashboard.Figures, never from input.
+        return cls(data["title"], mark_safe(data["svg"]), data["headers"], data["rows"])  # noqa: S308
+
 
 def _config(title: str, **options) -> dict:
     if options.pop("empty", False):

@@ -54,17 +54,13 @@ def _week_label(iso_day: str) -> str:
     return datetime.fromisoformat(iso_day).strftime("%d %b %y")
 
 
-def consent_panel(figures: Figures | None) -> Panel:
-    panel = Panel("consent", "Consent per purpose", computed_at=figures.computed_at if figures else None)
-    if figures is None:
-        return panel
-    data = figures.data
+def consent_charts(data: dict) -> list[charts.Chart]:
+    """The consent panel's charts, drawn when the figures are refreshed (drawing is most of the cost)."""
     purposes = data["purposes"]
-    names = [p["name"] for p in purposes]
-    panel.charts.append(
+    drawn = [
         charts.bar_chart(
             "Current consent per purpose",
-            labels=names,
+            labels=[p["name"] for p in purposes],
             series={
                 "Granted": [p["granted"] for p in purposes],
                 "Withdrawn": [p["withdrawn"] for p in purposes],
@@ -75,10 +71,10 @@ def consent_panel(figures: Figures | None) -> Panel:
             label_header="Purpose",
             height=90 + 45 * len(purposes),
         )
-    )
+    ]
     labels = [_week_label(week) for week in data["weeks"]]
     for purpose in purposes:
-        panel.charts.append(
+        drawn.append(
             charts.line_chart(
                 f"{purpose['name']}: grants and withdrawals per week, last 52 weeks",
                 labels=labels,
@@ -88,6 +84,38 @@ def consent_panel(figures: Figures | None) -> Panel:
                 height=260,
             )
         )
+    return drawn
+
+
+def suppression_charts(data: dict) -> list[charts.Chart]:
+    labels = [_week_label(week) for week in data["weeks"]]
+    return [
+        charts.line_chart(
+            "Suppressed addresses, running total per week, last 52 weeks",
+            labels=labels,
+            series={"Suppressed addresses": data["total"]},
+            label_header="Week starting",
+            major_every=4,
+            height=240,
+        )
+    ]
+
+
+# Charts drawn with each refresh of the figures, by figures name.
+CHARTS = {"consent": consent_charts, "suppression": suppression_charts}
+
+
+def stored_charts(figures: Figures) -> list[charts.Chart]:
+    return [charts.Chart.from_json(chart) for chart in figures.data.get("charts", [])]
+
+
+def consent_panel(figures: Figures | None) -> Panel:
+    panel = Panel("consent", "Consent per purpose", computed_at=figures.computed_at if figures else None)
+    if figures is None:
+        return panel
+    data = figures.data
+    purposes = data["purposes"]
+    panel.charts = stored_charts(figures)
     sources = data["sources"]
     panel.data["sources"] = {
         "headers": ["Purpose", *(s["name"] for s in sources)],
@@ -203,17 +231,7 @@ def health_panel(user, figures: Figures | None, now: datetime) -> Panel:
     panel.data["items"] = health.items_for(user)
     if user.has_perm("marketing.view_suppression") and figures is not None:
         data = figures.data
-        labels = [_week_label(week) for week in data["weeks"]]
-        panel.charts.append(
-            charts.line_chart(
-                "Suppressed addresses, running total per week, last 52 weeks",
-                labels=labels,
-                series={"Suppressed addresses": data["total"]},
-                label_header="Week starting",
-                major_every=4,
-                height=240,
-            )
-        )
+        panel.charts = stored_charts(figures)
         panel.data["suppression_added"] = {
             "headers": ["Reason", "Added in the last 52 weeks"],
             "rows": [[reason, sum(values)] for reason, values in data["added_by_reason"].items()],

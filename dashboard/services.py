@@ -18,6 +18,7 @@ from consents.models import Consent, ConsentEvent, Purpose, Source
 from customers.models import Customer
 from marketing.models import Campaign, Delivery, Suppression
 
+from . import selectors
 from .models import Figures, Heartbeat, ImportJob
 
 WEEKS = 52
@@ -183,6 +184,10 @@ def figures_refresh(*, now: datetime | None = None) -> list[Figures]:
     for name, compute in FIGURES.items():
         start = time.perf_counter()
         data = compute(now)
+        if name in selectors.CHARTS:
+            # Drawn here, once per refresh, not on every view of the page: pygal takes tens of
+            # milliseconds per chart, the page's whole budget.
+            data["charts"] = [chart.to_json() for chart in selectors.CHARTS[name](data)]
         took = int((time.perf_counter() - start) * 1000)
         with transaction.atomic():
             figures, _created = Figures.objects.update_or_create(
