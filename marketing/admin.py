@@ -509,7 +509,9 @@ class ExportLogAdmin(ReadOnlyAdmin):
 
 class AudienceSegmentForm(forms.ModelForm):
     countries = forms.MultipleChoiceField(
-        choices=list(countries_list), required=False, help_text="Any of these countries; none chosen: any country."
+        choices=list(countries_list),
+        required=False,
+        help_text="Any of these countries (Ctrl or ⌘ to choose several); none chosen: any country.",
     )
     languages = forms.MultipleChoiceField(
         choices=settings.LANGUAGES,
