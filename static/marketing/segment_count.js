@@ -44,7 +44,7 @@
             return;
           }
           show(body.audience.map(function (row) {
-            return row.purpose + ": " + row.customers.toLocaleString() + " customers";
+            return row.purpose + ": " + row.customers.toLocaleString() + (row.customers === 1 ? " customer" : " customers");
           }));
         })
         .catch(function () { if (ticket === latest) { show(["Could not count the audience (connection lost?)."]); } })
