@@ -461,6 +461,12 @@ CELERY_BEAT_SCHEDULE["dashboard-figures"] = {
     "task": "dashboard.tasks.figures_refresh",
     "schedule": float(DASHBOARD_REFRESH_SECONDS),
 }
+# While a campaign sends, its progress on the dashboard is recounted this often (seconds).
+DASHBOARD_PROGRESS_SECONDS = env.int("DASHBOARD_PROGRESS_SECONDS", default=15)
+CELERY_BEAT_SCHEDULE["dashboard-progress"] = {
+    "task": "dashboard.tasks.progress_refresh",
+    "schedule": float(DASHBOARD_PROGRESS_SECONDS),
+}
 CELERY_BEAT_SCHEDULE["dashboard-heartbeat"] = {"task": "dashboard.tasks.heartbeat", "schedule": 60.0}
 
 # --- api: the REST API ---------------------------------------------------------------------

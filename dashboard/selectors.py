@@ -18,8 +18,6 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from common import health
-from marketing.models import Campaign, Delivery
-from marketing.selectors import campaigns_status_counts
 from privacy.models import PrivacyRequest, RecipientNotification, RetentionRun
 
 from . import charts
@@ -142,7 +140,7 @@ def _rate(part: int | None, total: int) -> str:
     return f"{part:,} ({100 * part / total:.1f}%)"
 
 
-def campaigns_panel(figures: Figures | None) -> Panel:
+def campaigns_panel(figures: Figures | None, sending: Figures | None) -> Panel:
     panel = Panel("campaigns", "Campaigns", computed_at=figures.computed_at if figures else None)
     rows = figures.data["campaigns"] if figures else []
     panel.data["recent"] = [
@@ -156,23 +154,9 @@ def campaigns_panel(figures: Figures | None) -> Panel:
         }
         for row in rows
     ]
-    # What is sending now, with live progress: one query for the campaigns, one for the counts.
-    sending = list(Campaign.objects.filter(status=Campaign.Status.SENDING).order_by("dispatched_at", "id")[:10])
-    counts = campaigns_status_counts(campaign_ids=[c.pk for c in sending])
-    progress = []
-    for campaign in sending:
-        by_status = counts[campaign.pk]
-        total = sum(by_status.values())
-        finished = total - by_status[Delivery.Status.QUEUED] - by_status[Delivery.Status.SENDING]
-        progress.append(
-            {
-                "campaign": campaign,
-                "total": total,
-                "finished": finished,
-                "percent": int(100 * finished / total) if total else 0,
-                "counts": by_status,
-            }
-        )
+    # What is sending now: counted by beat every DASHBOARD_PROGRESS_SECONDS (services.sending_figures).
+    progress = sending.data["campaigns"] if sending else []
+    panel.data["sending_counted_at"] = sending.computed_at if sending else None
     panel.data["sending"] = progress
     return panel
 
@@ -262,7 +246,7 @@ def dashboard(user, *, now: datetime | None = None) -> list[Panel]:
     if "consent" in allowed:
         panels.append(consent_panel(figures.get("consent")))
     if "campaigns" in allowed:
-        panels.append(campaigns_panel(figures.get("campaigns")))
+        panels.append(campaigns_panel(figures.get("campaigns"), figures.get("sending")))
     if "privacy" in allowed:
         panels.append(privacy_panel(user, now))
     if "health" in allowed:

@@ -17,6 +17,7 @@ from django.utils import timezone
 from consents.models import Consent, ConsentEvent, Purpose, Source
 from customers.models import Customer
 from marketing.models import Campaign, Delivery, Suppression
+from marketing.selectors import campaigns_status_counts
 
 from . import selectors
 from .models import Figures, Heartbeat, ImportJob
@@ -170,18 +171,59 @@ def suppression_figures(*, now: datetime) -> dict:
     return {"weeks": keys, "added_by_reason": per_reason, "total": running, "before": before}
 
 
+def sending_figures() -> dict:
+    """
+    The progress of the campaigns sending now. Counted by beat every DASHBOARD_PROGRESS_SECONDS
+    rather than on each view: counting a campaign's rows by status takes about 0.4 s at 600,000
+    recipients (the rows are being rewritten as they send, so the index alone cannot answer).
+    """
+    sending = list(
+        Campaign.objects.filter(status=Campaign.Status.SENDING)
+        .order_by("dispatched_at", "id")
+        .values("id", "name")[:CAMPAIGNS_SHOWN]
+    )
+    counts = campaigns_status_counts(campaign_ids=[c["id"] for c in sending])
+    rows = []
+    for campaign in sending:
+        by_status = counts[campaign["id"]]
+        total = sum(by_status.values())
+        finished = total - by_status[Delivery.Status.QUEUED] - by_status[Delivery.Status.SENDING]
+        rows.append(
+            {
+                **campaign,
+                "total": total,
+                "finished": finished,
+                "percent": int(100 * finished / total) if total else 0,
+                "counts": by_status,
+            }
+        )
+    return {"campaigns": rows}
+
+
 FIGURES = {
     "consent": lambda now: consent_figures(now=now),
     "campaigns": lambda now: campaign_figures(),
+    "sending": lambda now: sending_figures(),
     "suppression": lambda now: suppression_figures(now=now),
 }
 
 
-def figures_refresh(*, now: datetime | None = None) -> list[Figures]:
-    """Recompute every panel's aggregates; each panel's row is replaced in a short transaction of its own."""
+def progress_refresh(*, now: datetime | None = None) -> Figures | None:
+    """The sending campaigns' progress, recounted while one is sending (and once more when the last one ends)."""
+    stored = Figures.objects.filter(name="sending").first()
+    shown = bool(stored and stored.data.get("campaigns"))
+    if not shown and not Campaign.objects.filter(status=Campaign.Status.SENDING).exists():
+        return None
+    return figures_refresh(now=now, names=["sending"])[0]
+
+
+def figures_refresh(*, now: datetime | None = None, names: list[str] | None = None) -> list[Figures]:
+    """Recompute the panels' aggregates (all, or those named), each row replaced in a short transaction."""
     now = now or timezone.now()
     saved = []
     for name, compute in FIGURES.items():
+        if names is not None and name not in names:
+            continue
         start = time.perf_counter()
         data = compute(now)
         if name in selectors.CHARTS:

@@ -21,6 +21,11 @@ def figures_refresh() -> None:
     services.import_jobs_forget_abandoned()
 
 
+@shared_task(name="dashboard.tasks.progress_refresh")
+def progress_refresh() -> None:
+    services.progress_refresh()
+
+
 @shared_task(name=HEARTBEAT_TASK, bind=True)
 def heartbeat(self) -> None:
     """Sent by beat every minute; the worker that runs it notes it is alive (beat noted the sending)."""

@@ -296,3 +296,25 @@ def test_the_privacy_panel_lists_open_requests_by_due_date(client, people, offic
     )
     assert PrivacyRequest.objects.overdue().count() == 1
     assert "<strong>2</strong> open requests" in page
+
+
+def test_the_progress_of_a_sending_campaign_is_recounted_until_it_ends(people):
+    campaign = Campaign.objects.create(
+        name="Now sending",
+        purpose=purpose("newsletter"),
+        subject="News",
+        text_body="Hello",
+        status=Campaign.Status.SENDING,
+        scheduled_at=timezone.now(),
+        dispatched_at=timezone.now(),
+    )
+    assert services.progress_refresh() is not None
+    Delivery.objects.create(campaign=campaign, customer=people["ada"], status=Delivery.Status.SENT)
+    Delivery.objects.create(campaign=campaign, customer=people["carol"], status=Delivery.Status.QUEUED)
+
+    (row,) = services.progress_refresh().data["campaigns"]
+    assert (row["total"], row["finished"], row["percent"]) == (2, 1, 50)
+
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.SENT)
+    assert services.progress_refresh().data["campaigns"] == []  # once more, to clear it
+    assert services.progress_refresh() is None  # then nothing to count
