@@ -39,7 +39,11 @@ class ConsentDecisionForm(forms.Form):
     decision = forms.ChoiceField(choices=[("granted", "Granted"), ("withdrawn", "Withdrawn")], widget=forms.RadioSelect)
     method = forms.ChoiceField(
         label="How the customers told us",
-        choices=[(m.value, m.label) for m in Method if m not in (Method.WEB, Method.EMAIL_LINK, Method.IMPORT, Method.CHECKOUT)],
+        choices=[
+            (m.value, m.label)
+            for m in Method
+            if m not in (Method.WEB, Method.EMAIL_LINK, Method.IMPORT, Method.CHECKOUT)
+        ],
     )
     note = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}),

@@ -8,7 +8,7 @@ the size of the tables.
 from __future__ import annotations
 
 import importlib
-import importlib.util
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,6 +33,8 @@ PANEL_PERMISSIONS = {
 }
 
 OPEN_REQUESTS_SHOWN = 15
+
+logger = logging.getLogger(__name__)
 
 
 def panels_for(user) -> set[str]:
@@ -185,28 +187,39 @@ def privacy_panel(user, now: datetime) -> Panel:
     return panel
 
 
+READINESS_MODULE = "marketing.readiness"
+
+
 def readiness() -> list[tuple[str, bool, str]] | None:
     """
     The sender readiness list, where the marketing app has one (marketing.readiness, with a
     `readiness_checks()` or `sender_readiness()` returning items with a name, an ok flag and
-    a detail); None where it does not exist yet.
+    a detail, as dicts, tuples or objects); None where it does not exist. Called on each view:
+    it must be as cheap as the rest of the page.
     """
-    if importlib.util.find_spec("marketing.readiness") is None:
-        return None
-    module = importlib.import_module("marketing.readiness")
+    try:
+        module = importlib.import_module(READINESS_MODULE)
+    except ModuleNotFoundError as missing:
+        if missing.name == READINESS_MODULE:
+            return None
+        raise
     check = getattr(module, "readiness_checks", None) or getattr(module, "sender_readiness", None)
     if not callable(check):
         return None
-    items = []
-    for item in check():
-        if isinstance(item, dict):
-            items.append((str(item.get("name", "")), bool(item.get("ok")), str(item.get("detail", ""))))
-        else:
-            name, ok, *rest = (
-                item if isinstance(item, tuple) else (getattr(item, "name", item), getattr(item, "ok", False))
-            )
-            items.append((str(name), bool(ok), str(rest[0]) if rest else str(getattr(item, "detail", ""))))
-    return items
+    try:
+        return [_readiness_item(item) for item in check()]
+    except Exception:  # the dashboard must open even when a check is broken
+        logger.exception("The sender readiness list could not be read")
+        return [("The sender readiness list could not be read (see the log)", False, "")]
+
+
+def _readiness_item(item) -> tuple[str, bool, str]:
+    if isinstance(item, dict):
+        return str(item.get("name", "")), bool(item.get("ok")), str(item.get("detail", ""))
+    if isinstance(item, tuple):
+        name, ok, *rest = item
+        return str(name), bool(ok), str(rest[0]) if rest else ""
+    return str(getattr(item, "name", item)), bool(getattr(item, "ok", False)), str(getattr(item, "detail", ""))
 
 
 def health_panel(user, figures: Figures | None, now: datetime) -> Panel:

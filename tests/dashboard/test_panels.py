@@ -318,3 +318,22 @@ def test_the_progress_of_a_sending_campaign_is_recounted_until_it_ends(people):
     Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.SENT)
     assert services.progress_refresh().data["campaigns"] == []  # once more, to clear it
     assert services.progress_refresh() is None  # then nothing to count
+
+
+def test_the_sender_readiness_list_is_shown_where_marketing_has_one(admin_client, people, monkeypatch):
+    import sys
+    import types
+
+    assert "Sender readiness" not in admin_client.get("/admin/").content.decode()  # no marketing.readiness yet
+    module = types.ModuleType("marketing.readiness")
+    module.readiness_checks = lambda: [
+        {"name": "SPF record", "ok": True, "detail": "include:relay.example"},
+        ("DKIM signature", False, "no key configured"),
+    ]
+    monkeypatch.setitem(sys.modules, "marketing.readiness", module)
+
+    page = admin_client.get("/admin/").content.decode()
+
+    assert "Sender readiness" in page
+    assert '<li class="dash-good">SPF record: include:relay.example</li>' in page
+    assert '<li class="dash-bad">DKIM signature: no key configured</li>' in page
