@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "api.apps.ApiConfig",
+    "dashboard.apps.DashboardConfig",
 ]
 
 MIDDLEWARE = [
@@ -449,6 +450,29 @@ INTAKE_WAIT_FIRST_SECONDS = env.int("INTAKE_WAIT_FIRST_SECONDS", default=30)
 SIGNUP_CONFIRM_MAX_AGE_HOURS = env.int("SIGNUP_CONFIRM_MAX_AGE_HOURS", default=48)
 SIGNUP_LIMIT_PER_IP = env.int("SIGNUP_LIMIT_PER_IP", default=10)
 SIGNUP_LIMIT_PER_EMAIL = env.int("SIGNUP_LIMIT_PER_EMAIL", default=3)
+
+# --- dashboard: the staff home page and internal analysis -------------------------------------
+# The dashboard's aggregates are recomputed by beat this often (seconds); the page reads them.
+DASHBOARD_REFRESH_SECONDS = env.int("DASHBOARD_REFRESH_SECONDS", default=300)
+# A worker or beat not seen for this long is shown as missing (the heartbeat runs every minute).
+DASHBOARD_HEARTBEAT_STALE_SECONDS = env.int("DASHBOARD_HEARTBEAT_STALE_SECONDS", default=180)
+# Internal analysis: a figure describing fewer customers than this is not shown.
+ANALYSIS_MIN_CELL = env.int("ANALYSIS_MIN_CELL", default=5)
+if ANALYSIS_MIN_CELL < 1:
+    raise ImproperlyConfigured("ANALYSIS_MIN_CELL must be 1 or more.")
+# Months of registrations the analysis page shows, the current month included.
+ANALYSIS_MONTHS = env.int("ANALYSIS_MONTHS", default=12)
+CELERY_BEAT_SCHEDULE["dashboard-figures"] = {
+    "task": "dashboard.tasks.figures_refresh",
+    "schedule": float(DASHBOARD_REFRESH_SECONDS),
+}
+# While a campaign sends, its progress on the dashboard is recounted this often (seconds).
+DASHBOARD_PROGRESS_SECONDS = env.int("DASHBOARD_PROGRESS_SECONDS", default=15)
+CELERY_BEAT_SCHEDULE["dashboard-progress"] = {
+    "task": "dashboard.tasks.progress_refresh",
+    "schedule": float(DASHBOARD_PROGRESS_SECONDS),
+}
+CELERY_BEAT_SCHEDULE["dashboard-heartbeat"] = {"task": "dashboard.tasks.heartbeat", "schedule": 60.0}
 
 # --- api: the REST API ---------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -22,6 +22,9 @@ admin.site.index_title = "Customers, consent and campaigns"
 
 urlpatterns = [
     path("admin/export/", include("privacy.urls")),
+    # The dashboard is the admin's home page (/admin/), beside its analysis and import pages;
+    # Django's model list moves to /admin/models/.
+    path("admin/", include("dashboard.urls")),
     path("admin/", admin.site.urls),
     path("preferences/", include("consents.urls")),
     # The form posts to /preferences/; answer the slash-less address too instead of an error.

@@ -211,6 +211,10 @@ class CustomerAdmin(admin.ModelAdmin):
             for action in part.actions:
                 func, name, description = self.get_action(action)
                 permissions = getattr(func, "allowed_permissions", ())
+                # An app's action may also need a permission of its own app ("app.codename").
+                required = getattr(func, "required_permission", None)
+                if required and not request.user.has_perm(required):
+                    continue
                 if all(getattr(self, f"has_{p}_permission")(request) for p in permissions):
                     actions[name] = (func, name, description)
         return actions

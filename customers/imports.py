@@ -177,10 +177,13 @@ def customers_import(
     clear_blank: bool = False,
     options: dict[str, Any] | None = None,
     progress: Callable[[Iterable], Iterator] = iter,
+    check_only: bool = False,
 ) -> ImportReport:
     """
     Validate every row, then write them all, or nothing. Raises ImportRefused naming each bad
-    row (its line in the file), field and reason.
+    row (its line in the file), field and reason. With `check_only`, stop after the checks
+    and write nothing: the report counts the customers the file would create and update (the
+    admin's import shows it before staff confirm).
 
     With `update`, a blank cell leaves the customer's field as it is, unless `clear_blank`.
 
@@ -273,6 +276,9 @@ def customers_import(
             errors.append(RowError(new_lines[address], "email", reason))
     if errors:
         raise ImportRefused(sorted(errors, key=lambda error: error.line))
+    if check_only:
+        new = sum(1 for _line, _cleaned, instance, _values in valid if instance is None)
+        return ImportReport(created=new, updated=len(valid) - new)
 
     report = ImportReport()
     journal = _ImportJournal()

@@ -1,21 +1,24 @@
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django_countries import countries as countries_list
 
 from common.requests import StaffRequest
 from customers.admin import ReadOnlyAdmin
 from customers.models import Customer
 
 from . import campaigns, exports, selectors, tasks
-from .models import Campaign, CampaignAction, Delivery, ExportLog, Suppression
+from .models import AudienceSegment, Campaign, CampaignAction, Delivery, ExportLog, Suppression
 from .rendering import PLACEHOLDERS
+from .selectors import segment_audience_sizes
 from .suppression import suppression_add
 
 EDITABLE_FIELDS = ["name", *campaigns.CONTENT_FIELDS, "scheduled_at"]
@@ -97,7 +100,7 @@ class CampaignAdmin(admin.ModelAdmin):
                 "(why they receive it, unsubscribe and preference links, postal address) is added to every message.",
             },
         ),
-        ("Audience", {"fields": ["filter_country", "filter_language", "filter_product"]}),
+        ("Audience", {"fields": ["filter_country", "filter_language", "filter_product", "segment"]}),
         ("Sending", {"fields": ["scheduled_at", "created_by", "scheduled_by", "dispatched_at", "finished_at"]}),
     ]
 
@@ -489,3 +492,89 @@ class ExportLogAdmin(ReadOnlyAdmin):
             "can_export_analysis": request.user.has_perm("marketing.export_internal_analysis"),
         }
         return super().changelist_view(request, extra_context)
+
+
+class AudienceSegmentForm(forms.ModelForm):
+    countries = forms.MultipleChoiceField(
+        choices=list(countries_list),
+        required=False,
+        help_text="Any of these countries (Ctrl or ⌘ to choose several); none chosen: any country.",
+    )
+    languages = forms.MultipleChoiceField(
+        choices=settings.LANGUAGES,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Any of these languages; none chosen: any language.",
+    )
+
+    class Meta:
+        model = AudienceSegment
+        fields = [
+            "name",
+            "countries",
+            "languages",
+            "products",
+            "registered_from",
+            "registered_until",
+            "consenting_since",
+        ]
+        widgets = {"products": forms.CheckboxSelectMultiple}
+
+    class Media:
+        # Counts the audience as the form changes (a static file: the CSP allows no inline script).
+        js = ["marketing/segment_count.js"]
+
+
+@admin.register(AudienceSegment)
+class AudienceSegmentAdmin(admin.ModelAdmin):
+    form = AudienceSegmentForm
+    list_display = ["name", "created_by", "created_at"]
+    search_fields = ["name"]
+    readonly_fields = ["audience"]
+    change_form_template = "admin/marketing/audiencesegment/change_form.html"
+
+    def get_fields(self, request, obj=None):
+        return [*AudienceSegmentForm.Meta.fields, "audience"]
+
+    @admin.display(description="audience now (per purpose)")
+    def audience(self, obj: AudienceSegment | None) -> str:
+        if obj is None or obj.pk is None:
+            return "Shown as you choose the criteria; saved segments show it here."
+        return format_html_join(
+            ", ", "{}: {}", ((name, f"{count:,}") for name, count in segment_audience_sizes(obj).items())
+        )
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    def get_urls(self):
+        return [
+            path(
+                "count/",
+                self.admin_site.admin_view(self.count_view),
+                name="marketing_audiencesegment_count",
+            ),
+            *super().get_urls(),
+        ]
+
+    def count_view(self, request: HttpRequest) -> HttpResponse:
+        """The audience size per marketing purpose for the criteria in the query string (JSON)."""
+        if not (self.has_add_permission(request) or self.has_change_permission(request)):
+            raise PermissionDenied
+        form = AudienceSegmentForm(
+            data={"name": "count", **request.GET.dict()}
+            | {
+                "countries": request.GET.getlist("countries"),
+                "languages": request.GET.getlist("languages"),
+                "products": request.GET.getlist("products"),
+            }
+        )
+        form.is_valid()
+        problems = {name: errors for name, errors in form.errors.items() if name != "name"}
+        if problems:
+            return JsonResponse({"errors": problems}, status=400)
+        segment = AudienceSegment(**{k: v for k, v in form.cleaned_data.items() if k != "products"})
+        sizes = segment_audience_sizes(segment, products=list(form.cleaned_data["products"]))
+        return JsonResponse({"audience": [{"purpose": name, "customers": count} for name, count in sizes.items()]})

@@ -36,6 +36,7 @@ CONTENT_FIELDS = (
     "filter_country",
     "filter_language",
     "filter_product",
+    "segment",
 )
 
 

@@ -23,6 +23,69 @@ def _default_reply_to() -> str:
     return str(settings.MARKETING_REPLY_TO)
 
 
+class AudienceSegment(models.Model):
+    """
+    A saved audience for campaigns: customers in any of the countries, speaking any of the
+    languages, owning any of the products, with a product registered within a period, and
+    consenting to the campaign's purpose since a date. Empty criteria do not narrow. The
+    purpose comes from the campaign, so one segment serves the newsletter and promotions alike.
+    """
+
+    name = models.CharField(max_length=200)
+    countries = models.JSONField(default=list, blank=True, help_text="ISO country codes; empty: any country.")
+    languages = models.JSONField(default=list, blank=True, help_text="Language codes; empty: any language.")
+    products = models.ManyToManyField(
+        Product, blank=True, related_name="+", help_text="Owners of any of these products; empty: any customer."
+    )
+    registered_from = models.DateField(
+        "registered a product from",
+        null=True,
+        blank=True,
+        help_text="A product (of those above, if any) registered on or after this day.",
+    )
+    registered_until = models.DateField(
+        "registered a product until", null=True, blank=True, help_text="… and on or before this day."
+    )
+    consenting_since = models.DateField(
+        "consenting since at least",
+        null=True,
+        blank=True,
+        help_text="Only customers whose current consent to the campaign's purpose was given on or before this day.",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name", "id"]
+        verbose_name = "audience segment"
+        constraints = [
+            models.UniqueConstraint(fields=["name"], name="audience_segment_name_unique"),
+            models.CheckConstraint(
+                condition=Q(registered_from__isnull=True)
+                | Q(registered_until__isnull=True)
+                | Q(registered_until__gte=models.F("registered_from")),
+                name="audience_segment_period_in_order",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        errors = {}
+        codes = {code for code, _name in settings.LANGUAGES}
+        unknown = [code for code in self.languages or [] if code not in codes]
+        if unknown:
+            errors["languages"] = "Unknown language code(s): " + ", ".join(unknown)
+        if self.registered_from and self.registered_until and self.registered_until < self.registered_from:
+            errors["registered_until"] = "The end of the period must not come before its start."
+        if errors:
+            raise ValidationError(errors)
+
+
 class Campaign(models.Model):
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
@@ -61,6 +124,15 @@ class Campaign(models.Model):
         on_delete=models.PROTECT,
         related_name="+",
         verbose_name="only owners of product",
+    )
+    segment = models.ForeignKey(
+        AudienceSegment,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="campaigns",
+        verbose_name="audience segment",
+        help_text="Only customers in this saved segment (as well as the filters above).",
     )
     scheduled_at = models.DateTimeField("send at", null=True, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from django.db.models import Count
 
+from consents.models import Purpose
+
 from . import sql
-from .models import Campaign, Delivery
+from .models import AudienceSegment, Campaign, Delivery
 
 
 def campaign_status_counts(campaign: Campaign) -> dict[str, int]:
@@ -51,3 +53,14 @@ def campaigns_cancelled_counts(*, campaign_ids: list[int]) -> dict[int, int]:
 def audience_size(campaign: Campaign) -> int:
     """Customers who would receive the campaign if it were dispatched now (one COUNT query)."""
     return sql.audience_count(campaign)
+
+
+def segment_audience_sizes(segment: AudienceSegment, *, products: list | None = None) -> dict[str, int]:
+    """
+    Customers a campaign for the segment would reach now, per marketing purpose: one COUNT per
+    purpose. `products` stands in for the segment's own while it is not saved yet.
+    """
+    return {
+        purpose.name: sql.segment_audience_count(segment, purpose_id=purpose.pk, products=products)
+        for purpose in Purpose.objects.filter(is_marketing=True)
+    }

@@ -6,15 +6,16 @@ PostgreSQL and SQLite (3.35+: INSERT … SELECT … ON CONFLICT, UPDATE … RETU
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.db import connection
+from django.utils import timezone
 
 from consents.models import Consent, Purpose
 from customers.models import Customer, ProductRegistration, address_hash_key, email_hash, legacy_email_hash
 
-from .models import Campaign, Delivery, Suppression
+from .models import AudienceSegment, Campaign, Delivery, Suppression
 
 SQLITE_HASH_FUNCTION = "marketing_address_hash"
 SQLITE_LEGACY_HASH_FUNCTION = "marketing_address_sha256"
@@ -99,7 +100,67 @@ def audience_where(campaign: Campaign) -> tuple[str, list]:
             f"EXISTS (SELECT 1 FROM {table(ProductRegistration)} r WHERE r.customer_id = c.id AND r.product_id = %s)"
         )
         params.append(campaign.filter_product_id)
+    if campaign.segment_id:
+        segment_clauses, segment_params = segment_where(campaign.segment, purpose_id=campaign.purpose_id)
+        clauses += segment_clauses
+        params += segment_params
     return " AND ".join(clauses), params
+
+
+def segment_where(segment: AudienceSegment, *, purpose_id: int, products: list | None = None) -> tuple[list[str], list]:
+    """
+    The segment's criteria over customers `c`, for a campaign of the purpose (one query's
+    clauses). `products` replaces the segment's own (a form not saved yet has none).
+    """
+    clauses: list[str] = []
+    params: list = []
+    if segment.countries:
+        clauses.append(f"c.country IN ({', '.join('%s' for _ in segment.countries)})")
+        params += [str(code) for code in segment.countries]
+    if segment.languages:
+        clauses.append(f"c.language IN ({', '.join('%s' for _ in segment.languages)})")
+        params += list(segment.languages)
+    if products is not None:
+        product_ids = sorted(getattr(product, "pk", product) for product in products)
+    else:
+        product_ids = sorted(segment.products.values_list("pk", flat=True)) if segment.pk else []
+    if product_ids or segment.registered_from or segment.registered_until:
+        registration = ["r.customer_id = c.id"]
+        if product_ids:
+            registration.append(f"r.product_id IN ({', '.join('%s' for _ in product_ids)})")
+            params += product_ids
+        if segment.registered_from:
+            registration.append("r.purchased_at >= %s")
+            params.append(day_start(segment.registered_from))
+        if segment.registered_until:
+            registration.append("r.purchased_at < %s")
+            params.append(day_start(segment.registered_until + timedelta(days=1)))
+        clauses.append(f"EXISTS (SELECT 1 FROM {table(ProductRegistration)} r WHERE {' AND '.join(registration)})")
+    if segment.consenting_since:
+        clauses.append(
+            f"EXISTS (SELECT 1 FROM {table(Consent)} ks WHERE ks.customer_id = c.id AND ks.purpose_id = %s "
+            "AND ks.granted = %s AND ks.since < %s)"
+        )
+        params += [purpose_id, True, day_start(segment.consenting_since + timedelta(days=1))]
+    return clauses, params
+
+
+def day_start(day: date) -> datetime:
+    """Midnight at the start of `day` in the site's time zone."""
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def segment_audience_count(segment: AudienceSegment, *, purpose_id: int, products: list | None = None) -> int:
+    """Customers a campaign of the purpose for this segment would reach now (one COUNT query)."""
+    campaign = Campaign(purpose_id=purpose_id)
+    where, params = audience_where(campaign)
+    extra, extra_params = segment_where(segment, purpose_id=purpose_id, products=products)
+    if extra:
+        where = " AND ".join([where, *extra])
+        params = [*params, *extra_params]
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM {table(Customer)} c WHERE {where}", params)
+        return cursor.fetchone()[0]
 
 
 def audience_count(campaign: Campaign) -> int:
