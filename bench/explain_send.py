@@ -66,6 +66,7 @@ def statements(campaign, first_id: int, last_id: int, now) -> dict[str, tuple[st
             lambda: sql.claim(campaign=campaign, first_id=first_id, last_id=last_id, limit=50, now=now),
         ),
         ("finish check (campaigns_finish)", lambda: _finish(campaign)),
+        ("rows after this batch? (sql.pending_after)", lambda: sql.pending_after(campaign=campaign, after_id=last_id)),
     ]:
         with connection.execute_wrapper(Capture(name)), contextlib.suppress(_Captured):
             call()
