@@ -91,6 +91,16 @@ def _finish(campaign) -> None:
     campaigns_finish(campaign_ids=[campaign.pk])
 
 
+def clear_campaigns() -> None:
+    """No deliveries or campaigns left (the broker is not touched: nothing is enqueued here)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE marketing_delivery")
+        cursor.execute("DELETE FROM marketing_campaignaction")
+        cursor.execute("DELETE FROM marketing_campaign")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sent", type=float, default=0.5, help="share of the campaign sent before the second look")
@@ -100,12 +110,12 @@ def main() -> None:
     from django.db import connection
     from django.utils import timezone
 
-    from bench.bench_send import clear, new_campaign
+    from bench.bench_send import new_campaign
     from marketing import dispatch, sql
     from marketing.models import Campaign, Delivery
 
     print(f"Machine: {common.machine()}; load average {common.load()}")
-    clear()
+    clear_campaigns()
     campaign = new_campaign(scheduled=True)
     dispatch.campaigns_dispatch_due()
     campaign.refresh_from_db()
@@ -144,7 +154,7 @@ def main() -> None:
                 print(f"   {name}: {ms} ms; top node buffers: {buffers[0] if buffers else '-'}")
                 if args.plans:
                     print("\n".join("      " + line for line in plan.splitlines()))
-    clear()
+    clear_campaigns()
 
 
 if __name__ == "__main__":
