@@ -73,11 +73,66 @@ def page_queries(path: str) -> tuple[int, list[str]]:
     return len(queries.captured_queries), [q["sql"][:160] for q in queries.captured_queries]
 
 
+# Where a gunicorn worker's time goes on the page: (label, a frame's text that marks it).
+CATEGORIES = [
+    ("the view (token check, queries, rendering)", "preferences (consents/views.py"),
+    ("  rendering templates (Django's engine)", "render (django/template/backends/django.py"),
+    ("  the two queries (compile once, run, convert rows)", "fetch (common/prepared.py"),
+    ("    of which waiting for PostgreSQL", "wait (psycopg/"),
+    ("  checking the signed link (django.core.signing)", "loads (django/core/signing.py"),
+    ("middleware before and after the view", "__call__ (django/utils/deprecation.py"),
+    ("gunicorn: reading the request, writing the response", "handle_request (gunicorn/"),
+]
+
+
+def profile_workers(master: int, page: str, *, seconds: int, connections: int) -> None:
+    """py-spy over the gunicorn workers while wrk requests the page; prints where the time goes."""
+    import collections
+    import threading
+
+    spy = common.ROOT / ".venv" / "bin" / "py-spy"
+    out = processes.VAR / "profile-web.txt"
+    load = threading.Thread(target=wrk, args=(page,), kwargs={"seconds": seconds, "connections": connections})
+    load.start()
+    subprocess.run(
+        [
+            *(str(spy), "record", "--pid", str(master), "--subprocesses", "--duration", str(seconds - 2)),
+            *("--rate", "200", "--format", "raw", "--output", str(out), "--nonblocking"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,
+    )
+    load.join()
+    inclusive: collections.Counter[str] = collections.Counter()
+    own: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in out.read_text().splitlines() if out.exists() else []:
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n, frames = int(count), stack.split(";")
+        if not any("handle_request (gunicorn/" in f for f in frames):
+            continue  # a worker waiting for a connection
+        total += n
+        own[frames[-1]] += n
+        for label, needle in CATEGORIES:
+            if any(needle in frame for frame in frames):
+                inclusive[label] += n
+    print(f"\n  py-spy of the workers serving the page ({total:,} samples in requests, {out}):")
+    for label, _needle in CATEGORIES:
+        print(f"    {inclusive[label] / max(total, 1) * 100:5.1f}%  {label}")
+    print("    functions with the most own time:")
+    for frame, n in own.most_common(10):
+        print(f"    {n / max(total, 1) * 100:5.1f}%  {frame[:110]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_GUNICORN_WORKERS", "4")))
+    parser.add_argument("--profile", action="store_true", help="py-spy on the gunicorn workers during a page run")
     args = parser.parse_args()
     port = processes.free_port()
     site = f"http://127.0.0.1:{port}"
@@ -126,6 +181,8 @@ def main() -> None:
                 f"  {name:16s} {r['rate']:8,.0f} req/s  p50 {r['p50_ms']:6.2f} ms  p99 {r['p99_ms']:6.2f} ms"
                 f"  non-2xx {r['non_2xx']}  (load before {load})"
             )
+        if args.profile:
+            profile_workers(server.pid, page, seconds=args.seconds, connections=args.connections)
     finally:
         processes.stop(server)
     page_r, trivial = results["preference page"], results["healthz"]

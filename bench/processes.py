@@ -93,15 +93,24 @@ def start_recording_sink(port: int, record: Path, *, store: Path | None = None) 
 
 
 def start_worker(
-    env: dict[str, str], *, name: str, concurrency: int = 2, log: Path | None = None, extra: list[str] | None = None
+    env: dict[str, str],
+    *,
+    name: str,
+    concurrency: int = 2,
+    log: Path | None = None,
+    extra: list[str] | None = None,
+    app: str = "config",
 ) -> subprocess.Popen:
-    """The project's Celery worker (as in the Procfile) on the queue named in env["CELERY_QUEUE"]."""
+    """
+    The project's Celery worker (as in the Procfile) on the queue named in env["CELERY_QUEUE"];
+    with `app`, another Celery app's (the benchmark's peer sender).
+    """
     VAR.mkdir(parents=True, exist_ok=True)
     log = log or VAR / f"worker-{name}.log"
     command = [
         str(common.ROOT / ".venv" / "bin" / "celery"),
         "-A",
-        "config",
+        app,
         "worker",
         "--loglevel=WARNING",
         f"--concurrency={concurrency}",

@@ -116,3 +116,24 @@ def grant_runtime_role(connection: BaseDatabaseWrapper, *, runtime_role: str) ->
         (owner_role,) = cursor.fetchone()
         for statement in runtime_grants_sql(connection, owner_role=owner_role, runtime_role=runtime_role):
             cursor.execute(statement)
+        grant_temporary_tables(connection, runtime_role=runtime_role)
+
+
+def grant_temporary_tables(connection: BaseDatabaseWrapper, *, runtime_role: str) -> bool:
+    """
+    Let the runtime role create temporary tables in this database (the customer import stages
+    a large file in one before moving it in with one statement). PUBLIC has that right unless
+    it was revoked; it is granted explicitly when the owner may grant it (it owns the database,
+    or is a superuser). Returns whether the runtime role has it afterwards; without it, the
+    import writes in batches instead.
+    """
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_database(), has_database_privilege(current_database(), 'TEMPORARY WITH GRANT OPTION')"
+        )
+        database, may_grant = cursor.fetchone()
+        if may_grant:
+            cursor.execute(f"GRANT TEMPORARY ON DATABASE {quote(database)} TO {quote(runtime_role)}")
+        cursor.execute("SELECT has_database_privilege(%s, current_database(), 'TEMPORARY')", [runtime_role])
+        return cursor.fetchone()[0]

@@ -6,15 +6,20 @@ through an ImportExtension (the consent app's consent_<purpose> columns).
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import copy
 import csv
+import functools
 import io
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from auditlog.context import disable_auditlog
-from django.db import DatabaseError, IntegrityError, transaction
+from django.core.exceptions import ValidationError
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import ProtectedError
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -82,6 +87,12 @@ IMPORT_BATCH_SIZE = 1000
 # Rows per transaction while the extensions record consent: each decision is a few queries
 # (about 5 ms here), so 100 rows hold SQLite's write lock for about half a second at a time.
 IMPORT_CONSENT_BATCH_SIZE = 100
+# PostgreSQL: a file of at least this many rows is checked in one streaming pass and written
+# in one transaction through COPY (_import_by_copy); a smaller one as on SQLite, in batches.
+IMPORT_COPY_MIN_ROWS = 5000
+# Rows checked per look-up of existing customers (and per COPY) in that pass: 5,000 rows and
+# the customers they match are a few MB.
+IMPORT_CHECK_CHUNK_SIZE = 5000
 
 # A checked row: its line in the file, its cleaned values, the customer it updates (None for
 # a new one) and each extension's cleaned values.
@@ -98,7 +109,8 @@ DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "vertical b
 
 class CsvFile(NamedTuple):
     headers: list[str]
-    rows: list[dict[str, str]]
+    # A list (read_csv) or a CsvFileRows that reads the file again each time it is iterated.
+    rows: list[dict[str, str]] | CsvFileRows
     delimiter: str
 
     @property
@@ -114,16 +126,7 @@ def _sniff_delimiter(header_line: str) -> str:
         return ","
 
 
-def read_csv(text: str) -> CsvFile:
-    """
-    Read the file's header and rows, comma-, semicolon-, tab- or bar-separated. Refuses
-    (ImportRefused, naming each) a column named twice and every row whose number of values
-    differs from the header's; empty lines are skipped. Raises csv.Error for what the csv
-    module cannot read.
-    """
-    delimiter = _sniff_delimiter(text.split("\n", 1)[0])
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-    headers = [h.strip() for h in next(reader, [])]
+def _header_errors(headers: list[str]) -> list[RowError]:
     errors: list[RowError] = []
     first_position: dict[str, int] = {}
     for position, name in enumerate(headers, start=1):
@@ -138,25 +141,112 @@ def read_csv(text: str) -> CsvFile:
             )
         else:
             first_position[name] = position
-    rows: list[dict[str, str]] = []
+    return errors
+
+
+def _row_length_error(line: int, cells: list[str], headers: list[str]) -> RowError:
+    more_or_fewer = "more" if len(cells) > len(headers) else "fewer"
+    hint = " (a delimiter inside an unquoted value?)" if more_or_fewer == "more" else ""
+    return RowError(
+        line,
+        "row",
+        f"{len(cells)} values for {len(headers)} columns: {more_or_fewer} values than the header{hint}",
+    )
+
+
+def _checked_rows(reader: Iterator[list[str]], headers: list[str], errors: list[RowError]) -> Iterator[dict[str, str]]:
+    """The rows as dicts, skipping empty lines; notes in `errors` each row of the wrong length."""
+    line = 1  # as customers_import counts: the header is line 1, then each non-empty row
     for cells in reader:
         if not cells:
             continue  # an empty line
-        line = len(rows) + 2  # as customers_import counts: the header is line 1
+        line += 1
         if len(cells) != len(headers):
-            more_or_fewer = "more" if len(cells) > len(headers) else "fewer"
-            hint = " (a delimiter inside an unquoted value?)" if more_or_fewer == "more" else ""
-            errors.append(
-                RowError(
-                    line,
-                    "row",
-                    f"{len(cells)} values for {len(headers)} columns: {more_or_fewer} values than the header{hint}",
-                )
-            )
-        rows.append({name: cell.strip() for name, cell in zip(headers, cells, strict=False)})
+            errors.append(_row_length_error(line, cells, headers))
+        yield {name: cell.strip() for name, cell in zip(headers, cells, strict=False)}
+
+
+def read_csv(text: str) -> CsvFile:
+    """
+    Read the file's header and rows, comma-, semicolon-, tab- or bar-separated. Refuses
+    (ImportRefused, naming each) a column named twice and every row whose number of values
+    differs from the header's; empty lines are skipped. Raises csv.Error for what the csv
+    module cannot read.
+    """
+    delimiter = _sniff_delimiter(text.split("\n", 1)[0])
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    headers = [h.strip() for h in next(reader, [])]
+    errors = _header_errors(headers)
+    rows = list(_checked_rows(reader, headers, errors))
     if errors:
         raise ImportRefused(errors)
     return CsvFile(headers, rows, delimiter)
+
+
+class NotUtf8(Exception):
+    """The file is not UTF-8 text: `reason` at byte `position` (counted from the file's start)."""
+
+    def __init__(self, reason: str, position: int):
+        self.reason, self.position = reason, position
+        super().__init__(f"{reason} at byte {position}")
+
+
+class CsvFileRows:
+    """
+    A CSV file's rows, read from the file each time they are iterated (a million rows as
+    dicts would take gigabytes): only its number of rows is kept.
+    """
+
+    def __init__(self, path: Path, *, delimiter: str, headers: list[str], count: int):
+        self.path, self.delimiter, self.headers, self.count = path, delimiter, headers, count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[dict[str, str]]:
+        with self.path.open(encoding="utf-8-sig", newline="") as stream:
+            reader = csv.reader(stream, delimiter=self.delimiter)
+            next(reader, None)
+            yield from _checked_rows(reader, self.headers, [])
+
+
+def _first_undecodable_byte(path: Path) -> NotUtf8:
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    position = 0
+    with path.open("rb") as stream:
+        while block := stream.read(1 << 20):
+            pending = len(decoder.getstate()[0])
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as error:
+                return NotUtf8(error.reason, position - pending + error.start)
+            position += len(block)
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError as error:
+        return NotUtf8(error.reason, position - len(decoder.getstate()[0]) + error.start)
+    return NotUtf8("undecodable", position)
+
+
+def read_csv_file(path: Path) -> CsvFile:
+    """
+    read_csv for a file on disk, in bounded memory: one pass checks the header and every row's
+    length (the same refusals as read_csv) and counts the rows; the rows are read again, one at a
+    time, when the import iterates them. Raises NotUtf8, OSError and csv.Error as reading does.
+    """
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as stream:
+            delimiter = _sniff_delimiter(stream.readline().rstrip("\n"))
+            stream.seek(0)
+            reader = csv.reader(stream, delimiter=delimiter)
+            headers = [h.strip() for h in next(reader, [])]
+            errors = _header_errors(headers)
+            count = sum(1 for _row in _checked_rows(reader, headers, errors))
+    except UnicodeDecodeError:
+        raise _first_undecodable_byte(path) from None
+    if errors:
+        raise ImportRefused(errors)
+    return CsvFile(headers, CsvFileRows(path, delimiter=delimiter, headers=headers, count=count), delimiter)
 
 
 # Checks the apps that keep records of addresses supply, run for every address a file
@@ -210,6 +300,10 @@ def customers_import(
             errors.append(RowError(1, "header", message))
     if errors:
         raise ImportRefused(errors)
+    if connection.vendor == "postgresql" and len(rows) >= IMPORT_COPY_MIN_ROWS and _may_create_temporary_tables():
+        return _import_by_copy(
+            headers=headers, rows=rows, update=update, clear_blank=clear_blank, options=options, progress=progress
+        )
 
     # Existing customers matched by address, fetched in chunks rather than a query per row.
     emails = [r.get("email", "").strip().lower() for r in rows]
@@ -219,57 +313,14 @@ def customers_import(
         for customer in Customer.objects.alias(email_lower=Lower("email")).filter(email_lower__in=chunk):
             existing[customer.email.lower()] = customer
 
-    seen: dict[str, int] = {}
+    checker = _RowChecker(headers=headers, update=update, clear_blank=clear_blank)
     valid: list[_ValidRow] = []
-    for index, row in enumerate(progress(rows)):
-        line = index + 2  # line 1 is the header
-        row_errors: list[RowError] = []
-        instance = existing.get(row.get("email", "").lower()) if update else None
-        data = {name: row.get(name, "") for name in IMPORT_FIELDS if name in headers}
-        if instance is not None:
-            # Columns absent from the file keep their current values.
-            for name in IMPORT_FIELDS:
-                if name not in headers or (data[name] == "" and not clear_blank):
-                    data[name] = getattr(instance, name)
-            form = CustomerImportRowForm(data=data, instance=copy.copy(instance))
-        else:
-            form = CustomerImportRowForm(data=data)
-        if not form.is_valid():
-            for field_name, field_errors in form.errors.as_data().items():
-                for error in field_errors:
-                    if error.code == "duplicate_email":
-                        continue  # reported below, with the hint about --update
-                    for message in error.messages:
-                        row_errors.append(RowError(line, field_name if field_name != "__all__" else "row", message))
-        email = form.cleaned_data.get("email") if hasattr(form, "cleaned_data") else None
-        if email:
-            if email in seen:
-                row_errors.append(RowError(line, "email", f"the same address is already on row {seen[email]}"))
-            else:
-                seen[email] = line
-            if email in existing and existing[email].erased_at is not None:
-                # Its address is a placeholder: a row naming it comes from an old export of ours.
-                row_errors.append(
-                    RowError(
-                        line,
-                        "email",
-                        "this record's data was erased: it is not updated, and no consent is recorded for it",
-                    )
-                )
-            elif email in existing and not update:
-                row_errors.append(
-                    RowError(line, "email", "a customer with this address already exists (use --update to update it)")
-                )
-        extension_values = {}
-        for extension in _import_extensions:
-            cleaned, ext_errors = extension.clean_row(row)
-            extension_values[extension.name] = cleaned
-            for column, message in ext_errors.items():
-                row_errors.append(RowError(line, column, message))
-        if row_errors:
-            errors.extend(row_errors)
-        else:
-            valid.append((line, form.cleaned_data, existing.get(email) if update and email else None, extension_values))
+    with _remembered_choice_checks():
+        for index, row in enumerate(progress(rows)):
+            checked = checker.check(index + 2, row, existing)  # line 1 is the header
+            if checked is not None:
+                valid.append(checked)
+    errors.extend(checker.errors)
     new_lines = {cleaned["email"]: line for line, cleaned, instance, _values in valid if instance is None}
     for check in _new_address_checks.values():
         for address, reason in check(list(new_lines)).items():
@@ -315,6 +366,276 @@ def customers_import(
         if written_batch:
             _import_extensions_apply(written_batch, options=options, report=report)
     return report
+
+
+class _RowChecker:
+    """
+    Checks each row as CustomerImportRowForm does, with the same messages, and the file's
+    addresses against each other and the existing customers; collects the errors.
+
+    Fast enough for a million rows: one form is bound to each row in turn instead of one
+    form built per row (building one deep-copies its 14 fields), and the country, language
+    and currency checks (the form's and the model's each scan hundreds of options per value)
+    are remembered per value for the import's duration (_remembered_choice_checks). The
+    uniqueness checks keep one entry per address: the line it was first seen on.
+    """
+
+    def __init__(self, *, headers: list[str], update: bool, clear_blank: bool):
+        self.headers, self.update, self.clear_blank = headers, update, clear_blank
+        self.columns = [name for name in IMPORT_FIELDS if name in headers]
+        self.seen: dict[str, int] = {}
+        self.errors: list[RowError] = []
+        self.form = CustomerImportRowForm(data={})
+        for form_field in self.form.fields.values():
+            if hasattr(form_field, "valid_value"):  # choice fields: valid_value(value) scans the choices
+                form_field.valid_value = functools.cache(form_field.valid_value)
+
+    def _bound_form(self, data: dict[str, Any], instance: Customer | None) -> CustomerImportRowForm:
+        form = self.form
+        form.data = data
+        form.instance = copy.copy(instance) if instance is not None else Customer()
+        form._errors = None
+        return form
+
+    def check(self, line: int, row: dict[str, str], existing: dict[str, Customer]) -> _ValidRow | None:
+        """The checked row, or None when it has errors (noted in self.errors)."""
+        row_errors: list[RowError] = []
+        update = self.update
+        instance = existing.get(row.get("email", "").lower()) if update else None
+        data = {name: row.get(name, "") for name in self.columns}
+        if instance is not None:
+            # Columns absent from the file keep their current values.
+            for name in IMPORT_FIELDS:
+                if name not in data or (data[name] == "" and not self.clear_blank):
+                    data[name] = getattr(instance, name)
+        form = self._bound_form(data, instance)
+        if not form.is_valid():
+            for field_name, field_errors in form.errors.as_data().items():
+                for error in field_errors:
+                    if error.code == "duplicate_email":
+                        continue  # reported below, with the hint about --update
+                    for message in error.messages:
+                        row_errors.append(RowError(line, field_name if field_name != "__all__" else "row", message))
+        email = form.cleaned_data.get("email")
+        if email:
+            seen = self.seen
+            if email in seen:
+                row_errors.append(RowError(line, "email", f"the same address is already on row {seen[email]}"))
+            else:
+                seen[email] = line
+            if email in existing and existing[email].erased_at is not None:
+                # Its address is a placeholder: a row naming it comes from an old export of ours.
+                row_errors.append(
+                    RowError(
+                        line,
+                        "email",
+                        "this record's data was erased: it is not updated, and no consent is recorded for it",
+                    )
+                )
+            elif email in existing and not update:
+                row_errors.append(
+                    RowError(line, "email", "a customer with this address already exists (use --update to update it)")
+                )
+        extension_values = {}
+        for extension in _import_extensions:
+            cleaned, ext_errors = extension.clean_row(row)
+            extension_values[extension.name] = cleaned
+            for column, message in ext_errors.items():
+                row_errors.append(RowError(line, column, message))
+        if row_errors:
+            self.errors.extend(row_errors)
+            return None
+        return (line, form.cleaned_data, existing.get(email) if update and email else None, extension_values)
+
+
+# The model fields whose check depends on the value alone and scans a list of choices.
+_REMEMBERED_MODEL_FIELDS = ("country", "language", "currency")
+
+
+@contextlib.contextmanager
+def _remembered_choice_checks() -> Iterator[None]:
+    """
+    While it lasts, the model's country, language and currency fields remember the outcome of
+    clean(value) per value (a result or the ValidationError). The outcome is the same for every
+    call: clean() of these fields reads only the value and the fixed choices.
+    """
+    fields = [Customer._meta.get_field(name) for name in _REMEMBERED_MODEL_FIELDS]
+    if "clean" in vars(fields[0]):  # already in place (nested)
+        yield
+        return
+    for model_field in fields:
+        model_field.clean = _remembering(model_field.clean)
+    try:
+        yield
+    finally:
+        for model_field in fields:
+            del model_field.clean
+
+
+def _remembering(clean: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    outcomes: dict[Any, tuple[bool, Any]] = {}
+
+    def remembered(value: Any, model_instance: Any) -> Any:
+        key = (type(value), str(value))  # a str, or a django_countries Country (its code)
+        known = outcomes.get(key)
+        if known is None:
+            try:
+                known = (True, clean(value, model_instance))
+            except ValidationError as error:
+                known = (False, error)
+            outcomes[key] = known
+        ok, outcome = known
+        if ok:
+            return outcome
+        raise ValidationError(list(outcome.error_list))
+
+    return remembered
+
+
+# The customer columns an import writes besides IMPORT_FIELDS, for a new customer: what
+# Customer() and bulk_create would give it. %(now)s is the import's timestamp.
+_NEW_CUSTOMER_COLUMNS = {
+    "public_id": "gen_random_uuid()",
+    "notes": "''",
+    "signup_user_agent": "''",
+    "created_at": "%(now)s",
+    "updated_at": "%(now)s",
+    "link_generation": "0",
+}
+
+
+def _import_by_copy(
+    *,
+    headers: list[str],
+    rows: Iterable[dict[str, str]],
+    update: bool,
+    clear_blank: bool,
+    options: dict[str, Any],
+    progress: Callable[[Iterable], Iterator],
+) -> ImportReport:
+    """
+    customers_import on PostgreSQL for a large file, in one transaction: one streaming pass
+    checks the rows IMPORT_CHECK_CHUNK_SIZE at a time (one look-up of existing customers per
+    chunk) and COPYs the new customers' checked values into a temporary table; updated
+    customers are written per chunk as in the batch path; then one INSERT … SELECT moves the
+    new ones into the customer table. Any bad row, or an address someone added meanwhile,
+    rolls everything back. Memory holds one chunk, the addresses seen (for duplicates within
+    the file) and the rows that carry consent, not the file.
+    """
+    report = ImportReport()
+    checker = _RowChecker(headers=headers, update=update, clear_blank=clear_blank)
+    staged = ["line", *IMPORT_FIELDS]
+    prepare = [Customer._meta.get_field(name).get_prep_value for name in IMPORT_FIELDS]
+    # (line, email, extension values) of the rows an extension has something to record for.
+    pending: list[tuple[int, str, dict[str, Any]]] = []
+    new_rows = 0
+    now = timezone.now()
+    with transaction.atomic(), disable_auditlog(), connection.cursor() as cursor:
+        # Dropped at commit, or below when this runs inside a caller's transaction.
+        cursor.execute(
+            "CREATE TEMPORARY TABLE customer_import_staging (line integer PRIMARY KEY, "
+            + ", ".join(f"{connection.ops.quote_name(name)} text NOT NULL" for name in IMPORT_FIELDS)
+            + ") ON COMMIT DROP"
+        )
+        quote = connection.ops.quote_name
+        copy_sql = f"COPY customer_import_staging ({', '.join(quote(n) for n in staged)}) FROM STDIN"
+        chunk: list[tuple[int, dict[str, str]]] = []
+
+        def check_chunk() -> None:
+            nonlocal new_rows
+            existing = _existing_customers([row.get("email", "").strip().lower() for _line, row in chunk])
+            valid = [checked for line, row in chunk if (checked := checker.check(line, row, existing)) is not None]
+            new = [checked for checked in valid if checked[2] is None]
+            new_lines = {cleaned["email"]: line for line, cleaned, _instance, _values in new}
+            for check in _new_address_checks.values():
+                for address, reason in check(list(new_lines)).items():
+                    checker.errors.append(RowError(new_lines[address], "email", reason))
+            pending.extend(
+                (line, cleaned["email"], values) for line, cleaned, _instance, values in valid if any(values.values())
+            )
+            if checker.errors:
+                return  # nothing more is written: the import is refused at the end
+            if new:
+                with cursor.cursor.copy(copy_sql) as copy_in:
+                    for line, cleaned, _instance, _values in new:
+                        copy_in.write_row(
+                            [line, *(prep(cleaned[name]) for prep, name in zip(prepare, IMPORT_FIELDS, strict=True))]
+                        )
+                new_rows += len(new)
+            updated = [checked for checked in valid if checked[2] is not None]
+            if updated:
+                _import_batch_write(updated, headers=headers, report=report, journal=_ImportJournal())
+
+        with _remembered_choice_checks():
+            for index, row in enumerate(progress(rows)):
+                chunk.append((index + 2, row))  # line 1 is the header
+                if len(chunk) >= IMPORT_CHECK_CHUNK_SIZE:
+                    check_chunk()
+                    chunk = []
+            if chunk:
+                check_chunk()
+        if checker.errors:
+            raise ImportRefused(sorted(checker.errors, key=lambda error: error.line))
+        if new_rows:
+            columns = [*IMPORT_FIELDS, *_NEW_CUSTOMER_COLUMNS]
+            insert = (
+                f"INSERT INTO {quote(Customer._meta.db_table)} ({', '.join(quote(c) for c in columns)}) "
+                f"SELECT {', '.join([*(quote(n) for n in IMPORT_FIELDS), *_NEW_CUSTOMER_COLUMNS.values()])} "
+                "FROM customer_import_staging ORDER BY line"
+            )
+            try:
+                with transaction.atomic():
+                    cursor.execute(insert, {"now": now})
+            except IntegrityError:
+                # The file was checked against the customers that existed then; someone added
+                # one of its addresses since (a signup, staff, another import).
+                cursor.execute(
+                    f"SELECT s.line FROM customer_import_staging s JOIN {quote(Customer._meta.db_table)} c "
+                    "ON lower(c.email) = s.email ORDER BY s.line"
+                )
+                taken = [line for (line,) in cursor.fetchall()]
+                raise ImportRefused(
+                    [RowError(line, "email", _ADDED_MEANWHILE) for line in taken]
+                    or [RowError(1, "file", "the database refused the import; nothing was imported: try again")]
+                ) from None
+            report.created += new_rows
+        cursor.execute("DROP TABLE customer_import_staging")
+    # Consent only once every customer is committed, as in the batch path.
+    if pending:
+        batch: list[tuple[int, str, dict[str, Any]]] = []
+        for item in progress(pending):
+            batch.append(item)
+            if len(batch) >= IMPORT_CONSENT_BATCH_SIZE:
+                _import_extensions_apply(_written_rows(batch), options=options, report=report)
+                batch = []
+        if batch:
+            _import_extensions_apply(_written_rows(batch), options=options, report=report)
+    return report
+
+
+def _may_create_temporary_tables() -> bool:
+    """
+    Whether this role may create the staging table (TEMPORARY on the database: migrate grants
+    it; a database whose PUBLIC rights were revoked may lack it). Without it, batches.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT has_database_privilege(current_database(), 'TEMPORARY')")
+        return cursor.fetchone()[0]
+
+
+def _existing_customers(emails: list[str]) -> dict[str, Customer]:
+    """The customers these addresses name, by address, one query per 5,000 addresses."""
+    existing: dict[str, Customer] = {}
+    for start in range(0, len(emails), 5000):
+        chunk = [e for e in emails[start : start + 5000] if e]
+        for customer in Customer.objects.alias(email_lower=Lower("email")).filter(email_lower__in=chunk):
+            existing[customer.email.lower()] = customer
+    return existing
+
+
+def _written_rows(batch: list[tuple[int, str, dict[str, Any]]]) -> list[_WrittenRow]:
+    by_email = _existing_customers([email for _line, email, _values in batch])
+    return [(line, by_email[email], values) for line, email, values in batch if email in by_email]
 
 
 def _import_extensions_apply(chunk: list[_WrittenRow], *, options: dict[str, Any], report: ImportReport) -> None:
@@ -470,6 +791,9 @@ def _import_lock_existing(batch: list[_ValidRow]) -> None:
         )
 
 
+_ADDED_MEANWHILE = "a customer with this address was added while the file was being imported"
+
+
 def _addresses_taken_meanwhile(valid: list[_ValidRow]) -> list[RowError]:
     new_rows = {cleaned["email"]: line for line, cleaned, instance, _values in valid if instance is None}
     taken: set[str] = set()
@@ -481,8 +805,5 @@ def _addresses_taken_meanwhile(valid: list[_ValidRow]) -> list[RowError]:
             .filter(email_lower__in=chunk)
             .values_list("email", flat=True)
         )
-    errors = [
-        RowError(new_rows[email], "email", "a customer with this address was added while the file was being imported")
-        for email in sorted(taken, key=new_rows.__getitem__)
-    ]
+    errors = [RowError(new_rows[email], "email", _ADDED_MEANWHILE) for email in sorted(taken, key=new_rows.__getitem__)]
     return errors or [RowError(1, "file", "the database refused the import; nothing was imported: try again")]

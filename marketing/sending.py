@@ -118,7 +118,12 @@ def deliveries_send_batch(*, campaign_id: int, first_id: int, last_id: int) -> B
     finally:
         sender.close()
     result.skipped += sql.skip_ineligible(campaign=campaign, first_id=first_id, last_id=last_id)
-    campaigns_finish(campaign_ids=[campaign.pk])
+    # Rows still to send after this batch's range: the campaign is not finished, and the
+    # whole-campaign check is skipped. That check's cost grows with the rows already sent (their
+    # old "queued" and "sending" index entries stay until vacuum removes them), so run once per
+    # batch it was most of what made a 600,000-recipient campaign slower than a 10,000 one.
+    if not sql.pending_after(campaign=campaign, after_id=last_id):
+        campaigns_finish(campaign_ids=[campaign.pk])
     return result
 
 

@@ -240,6 +240,23 @@ def claim(*, campaign: Campaign, first_id: int, last_id: int, limit: int, now) -
         return sorted(row[0] for row in cursor.fetchall())
 
 
+def pending_after(*, campaign: Campaign, after_id: int) -> bool:
+    """
+    Whether the campaign has rows queued or being sent with ids above `after_id`: two short
+    index range scans (delivery_by_campaign_status) that start at that id, whatever the number
+    of rows already sent below it.
+    """
+    delivery = table(Delivery)
+    sql = (
+        f"SELECT EXISTS (SELECT 1 FROM {delivery} WHERE campaign_id = %s AND status = %s AND id > %s) "
+        f"OR EXISTS (SELECT 1 FROM {delivery} WHERE campaign_id = %s AND status = %s AND id > %s)"
+    )
+    params = [campaign.pk, Delivery.Status.QUEUED, after_id, campaign.pk, Delivery.Status.SENDING, after_id]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return bool(cursor.fetchone()[0])
+
+
 def skip_ineligible(*, campaign: Campaign, first_id: int, last_id: int) -> int:
     """Queued rows in the range that may no longer be sent become skipped, with the reason."""
     delivery = table(Delivery)

@@ -380,3 +380,54 @@ def test_an_internationalised_domain_is_sent_in_its_ascii_form_and_a_bad_address
     assert sorted(smtp.handler.recipients()) == ["ada@example.com", "jorg@xn--bcher-kva.example"]
     assert Delivery.objects.get(customer=broken).status == Delivery.Status.FAILED
     assert Delivery.objects.filter(status=Delivery.Status.SENT).count() == 2
+
+
+def test_a_campaign_is_finished_by_its_last_batch_whichever_order_the_batches_run_in(
+    smtp, make_campaign, staff_user, settings
+):
+    # given a campaign of six recipients in three batches of two
+    settings.MARKETING_BATCH_SIZE = 2
+    settings.MARKETING_CLAIM_SIZE = 2
+    for n in range(6):
+        customer_who_consents(email=f"reader{n}@example.com")
+    campaign = make_campaign()
+    campaigns.campaign_send_now(campaign=campaign, user=staff_user)
+    dispatch.campaigns_dispatch_due()
+    first, second, third = sql.batch_starts(campaign.pk, 2)
+    finish_checks = []
+    real_finish = sending.campaigns_finish
+
+    def counting_finish(**kwargs):
+        finish_checks.append(kwargs)
+        return real_finish(**kwargs)
+
+    import unittest.mock
+
+    with unittest.mock.patch.object(sending, "campaigns_finish", counting_finish):
+        # when the last batch runs first, then the first one: rows remain elsewhere, not finished
+        sending.deliveries_send_batch(campaign_id=campaign.pk, first_id=third, last_id=dispatch.LAST_ID)
+        campaign.refresh_from_db()
+        assert campaign.status == Campaign.Status.SENDING
+        sending.deliveries_send_batch(campaign_id=campaign.pk, first_id=first, last_id=second - 1)
+        campaign.refresh_from_db()
+        # the first batch saw rows queued after its range: no whole-campaign check
+        assert (campaign.status, len(finish_checks)) == (Campaign.Status.SENDING, 1)
+        # then the middle batch, the last to run, finishes the campaign
+        sending.deliveries_send_batch(campaign_id=campaign.pk, first_id=second, last_id=third - 1)
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.SENT
+    assert len(smtp.handler.messages) == 6
+
+
+def test_rows_being_sent_after_a_batch_s_range_keep_the_campaign_sending(make_campaign, staff_user):
+    customer_who_consents(email="ada@example.com")
+    customer_who_consents(email="grace@example.com")
+    campaign = make_campaign()
+    campaigns.campaign_send_now(campaign=campaign, user=staff_user)
+    dispatch.campaigns_dispatch_due()
+    first, last = Delivery.objects.filter(campaign=campaign).order_by("pk").values_list("pk", flat=True)
+    assert sql.pending_after(campaign=campaign, after_id=first) is True
+    Delivery.objects.filter(pk=last).update(status=Delivery.Status.SENDING)
+    assert sql.pending_after(campaign=campaign, after_id=first) is True
+    Delivery.objects.filter(pk=last).update(status=Delivery.Status.SENT)
+    assert sql.pending_after(campaign=campaign, after_id=first) is False

@@ -4,7 +4,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from customers.imports import ImportIncomplete, ImportRefused, customers_import, read_csv
+from customers.imports import ImportIncomplete, ImportRefused, NotUtf8, customers_import, read_csv_file
 
 
 class Command(BaseCommand):
@@ -35,18 +35,18 @@ class Command(BaseCommand):
         path = Path(options["file"])
         if options["clear_blank"] and not options["update"]:
             raise CommandError("--clear-blank only applies to an --update import; nothing was imported")
+        # The file is read in one pass that checks it, then again row by row as the import goes:
+        # never whole into memory.
         try:
-            text = path.read_text(encoding="utf-8-sig")
+            csv_file = read_csv_file(path)
         except FileNotFoundError:
             raise CommandError(f"{path}: no such file") from None
-        except UnicodeDecodeError as error:
+        except NotUtf8 as error:
             raise CommandError(
-                f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); nothing was imported"
+                f"{path}: not UTF-8 text ({error.reason} at byte {error.position}); nothing was imported"
             ) from None
         except OSError as error:  # a folder, no permission, a device error
             raise CommandError(f"{path}: cannot be read ({error.strerror or error}); nothing was imported") from None
-        try:
-            csv_file = read_csv(text)
         except csv.Error as error:  # e.g. a field longer than the csv module accepts
             raise CommandError(f"{path}: not a readable CSV file ({error}); nothing was imported") from None
         except ImportRefused as refused:
