@@ -116,6 +116,13 @@ def _kind(provider: str, event: Any) -> str | None:
             or (provider == "sendgrid" and str(esp_event.get("type", "")).lower() == "blocked")
         )
         return Kind.SOFT_BOUNCED if soft else Kind.BOUNCED
+    if provider == "amazon_ses" and event_type == "unknown" and esp_event.get("eventType") == "Subscription":
+        # SES list management (anymail does not normalise it): the recipient used the
+        # List-Unsubscribe of a contact list, for all topics or some.
+        preferences = (esp_event.get("subscription") or {}).get("newTopicPreferences") or {}
+        topics = preferences.get("topicSubscriptionStatus") or []
+        opted_out = any(isinstance(t, dict) and t.get("subscriptionStatus") == "OptOut" for t in topics)
+        return Kind.UNSUBSCRIBED if preferences.get("unsubscribeAll") or opted_out else None
     return {
         "deferred": Kind.DEFERRED,
         "delivered": Kind.DELIVERED,

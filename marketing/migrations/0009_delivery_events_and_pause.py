@@ -3,7 +3,22 @@
 import django.db.models.deletion
 import django.utils.timezone
 from django.conf import settings
+from django.contrib.auth.management import create_permissions
 from django.db import migrations, models
+
+
+def grant_view_delivery_events(apps, schema_editor):
+    """Marketing staff and privacy officers read what the mail providers reported (masked, no addresses)."""
+    app_config = apps.get_app_config("marketing")
+    models_module = getattr(app_config, "models_module", None)
+    app_config.models_module = models_module or True  # historical apps have none
+    create_permissions(app_config, apps=apps, verbosity=0)
+    app_config.models_module = models_module
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    view = Permission.objects.get(content_type__app_label="marketing", codename="view_deliveryevent")
+    for group in Group.objects.filter(name__in=["Marketing", "Privacy officer"]):
+        group.permissions.add(view)
 
 
 class Migration(migrations.Migration):
@@ -56,7 +71,7 @@ class Migration(migrations.Migration):
                 ('address_hash', models.CharField(blank=True, help_text="Keyed hash (HMAC-SHA256) of the recipient's normalised address.", max_length=64)),
                 ('reason', models.TextField(blank=True, help_text="The provider's reason, its addresses masked.")),
                 ('effect', models.CharField(blank=True, choices=[('', '–'), ('suppressed', 'Address suppressed'), ('counted', 'Soft bounce counted'), ('withdrawn', 'Consent withdrawn'), ('suppressed_withdrawn', 'Address suppressed and consent withdrawn'), ('not_found', 'No delivery or customer found for it'), ('erased', 'Customer erased: nothing personal recorded')], max_length=20)),
-                ('campaign', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='events', to='marketing.campaign')),
+                ('campaign', models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='events', to='marketing.campaign')),
                 ('delivery', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='events', to='marketing.delivery')),
             ],
             options={
@@ -65,4 +80,5 @@ class Migration(migrations.Migration):
                 'constraints': [models.UniqueConstraint(fields=('provider', 'provider_event_id'), name='delivery_event_once_per_provider')],
             },
         ),
+        migrations.RunPython(grant_view_delivery_events, migrations.RunPython.noop),
     ]
