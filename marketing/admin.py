@@ -206,7 +206,7 @@ class CampaignAdmin(admin.ModelAdmin):
                     and campaign.status in (Campaign.Status.SCHEDULED, Campaign.Status.PAUSED),
                     "is_sending": campaign.status == Campaign.Status.SENDING,
                     "paused_itself": campaign.status == Campaign.Status.PAUSED and bool(campaign.pause_reason),
-                    "feedback_rates": selectors.campaign_feedback_rates(campaign)
+                    "pause_figures": selectors.campaign_feedback_rates(campaign)
                     if campaign.status == Campaign.Status.PAUSED
                     else None,
                     **_pause_limits(),
@@ -326,7 +326,7 @@ class CampaignAdmin(admin.ModelAdmin):
             "confirm_resume.html",
             title=f"Resume “{campaign.name}”?",
             queued=selectors.campaign_status_counts(campaign)["queued"],
-            rates=selectors.campaign_feedback_rates(campaign),
+            pause_figures=selectors.campaign_feedback_rates(campaign),
             **_pause_limits(),
         )
 
