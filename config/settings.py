@@ -208,8 +208,10 @@ def _anymail_email_config(url: str) -> tuple[dict, dict]:
     api.eu.mailgun.net; postal: the server's own host, required); amazon_ses takes ?region=.
     Returns (Django email settings, ANYMAIL entries).
     """
-    parts = urlsplit(url)
-    esp = parts.scheme.split("+", 1)[1]
+    # "amazon_ses" is not a valid URL scheme (no "_"): split the scheme off by hand.
+    scheme, _, rest = url.partition("://")
+    esp = scheme.split("+", 1)[1]
+    parts = urlsplit("//" + rest)
     if esp not in ANYMAIL_ESPS:
         raise ImproperlyConfigured(f"EMAIL_URL: anymail+{esp} is not one of anymail+{', anymail+'.join(ANYMAIL_ESPS)}.")
     key = unquote(parts.username or "")
