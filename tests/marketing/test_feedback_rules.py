@@ -325,3 +325,32 @@ def test_a_message_sent_through_a_providers_api_carries_its_message_id_as_metada
     assert "PhotoForge 5 is out." in message.body
     assert message.alternatives[0][1] == "text/html"
     assert f".{delivery.pk}." in delivery.message_id
+
+
+# ---------------------------------------------------------------------------------------
+# Who reads the reports
+
+
+def test_marketing_staff_read_the_provider_reports_without_addresses(
+    client, ada_received_the_newsletter, django_user_model
+):
+    # given a complaint about Ada's newsletter, and a member of the Marketing group
+    from django.contrib.auth.models import Group
+
+    ada, campaign, delivery = ada_received_the_newsletter
+    post_event(client, "postmark_spam_complaint", message_id=delivery.message_id, recipient=ada.email)
+    mia = django_user_model.objects.create_user("mia", "mia@staff.example", "correct horse battery", is_staff=True)
+    mia.groups.add(Group.objects.get(name="Marketing"))
+    client.force_login(mia)
+
+    # when she opens the delivery events and the report
+    listing = client.get("/admin/marketing/deliveryevent/")
+    event = DeliveryEvent.objects.get()
+    detail = client.get(f"/admin/marketing/deliveryevent/{event.pk}/change/")
+
+    # then she sees what happened to which campaign, and nobody's address
+    assert listing.status_code == detail.status_code == 200
+    assert campaign.name in listing.content.decode()
+    assert "Spam complaint" in detail.content.decode()
+    assert "ada@example.com" not in listing.content.decode() + detail.content.decode()
+    assert not mia.has_perm("marketing.change_deliveryevent")
