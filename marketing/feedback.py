@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -285,7 +286,8 @@ def _apply(recorded: DeliveryEvent, event: ProviderEvent, *, delivery: Delivery 
         if event.recipient:
             suppression_add(email=event.recipient, reason=Suppression.Reason.COMPLAINT, note=recorded.reason)
         if customer is not None:
-            consent_withdraw_all_marketing(
+            _record_decision(
+                consent_withdraw_all_marketing,
                 customer=customer,
                 source=Source.PROVIDER_COMPLAINT,
                 method=Method.EMAIL,
@@ -301,7 +303,8 @@ def _apply(recorded: DeliveryEvent, event: ProviderEvent, *, delivery: Delivery 
         if delivery is None:
             # Without the message we cannot tell which list it was: no guess, only the record.
             return Effect.NOT_FOUND
-        consent_withdraw(
+        _record_decision(
+            consent_withdraw,
             customer=customer,
             purpose=Purpose.objects.get(pk=delivery.campaign.purpose_id),
             source=Source.PROVIDER_UNSUBSCRIBE,
@@ -312,6 +315,21 @@ def _apply(recorded: DeliveryEvent, event: ProviderEvent, *, delivery: Delivery 
         )
         return Effect.WITHDRAWN
     return Effect.NONE
+
+
+def _record_decision(record, *, occurred_at: datetime | None, **kwargs) -> None:
+    """
+    The customer's "no" as of when the provider says they said it; a time the ledger refuses
+    (before our first privacy policy, a clock far ahead) is replaced by now rather than losing
+    the decision, or answering the provider with an error it would retry for ever.
+    """
+    try:
+        with transaction.atomic():
+            record(occurred_at=occurred_at, **kwargs)
+    except ValidationError as refused:
+        if occurred_at is None or "occurred_at" not in getattr(refused, "error_dict", {}):
+            raise
+        record(occurred_at=None, **kwargs)
 
 
 def _soft_bounces(recorded: DeliveryEvent) -> int:

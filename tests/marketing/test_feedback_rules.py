@@ -354,3 +354,29 @@ def test_marketing_staff_read_the_provider_reports_without_addresses(
     assert "Spam complaint" in detail.content.decode()
     assert "ada@example.com" not in listing.content.decode() + detail.content.decode()
     assert not mia.has_perm("marketing.change_deliveryevent")
+
+
+def test_a_complaint_dated_before_our_first_privacy_policy_is_recorded_as_of_now(client, ada_received_the_newsletter):
+    # given a provider whose clock (or replay) dates a complaint before our first policy took effect
+    from consents.models import PolicyVersion
+
+    ada, _campaign, delivery = ada_received_the_newsletter
+    now = timezone.now()
+    Customer.objects.filter(pk=ada.pk).update(created_at=now - timedelta(days=3))
+    first = PolicyVersion.objects.order_by("effective_at").first()
+    PolicyVersion.objects.filter(pk=first.pk).update(effective_at=now - timedelta(days=2))
+
+    # when it is reported
+    response = post_event(
+        client,
+        "postmark_spam_complaint",
+        message_id=delivery.message_id,
+        recipient=ada.email,
+        at=now - timedelta(days=2, hours=12),
+    )
+
+    # then her "no" is recorded all the same, dated when we heard of it
+    assert response.status_code == 200
+    withdrawal = ConsentEvent.objects.get(customer=ada, purpose__code="newsletter", granted=False)
+    assert withdrawal.occurred_at >= now
+    assert not granted(ada, "newsletter")
