@@ -62,7 +62,10 @@ def tracking_view(esp: str, anymail_view):
         if request.method not in ("POST", "HEAD", "OPTIONS"):
             return _answer(405, "Only POST: this is a mail provider's webhook.")
         if request.method != "POST":
-            return inner(request, *args, **kwargs)
+            try:
+                return inner(request, *args, **kwargs)
+            except AnymailConfigurationError:
+                return _answer(403, f"The {esp} webhook is off: {_REQUIRED_SETTING.get(esp, 'a setting')} is not set.")
         if not settings.ANYMAIL.get("WEBHOOK_SECRET"):
             return _answer(403, "Provider webhooks are off: ANYMAIL_WEBHOOK_SECRET is not set.")
         if not request.headers.get("Authorization"):

@@ -201,6 +201,7 @@ def test_the_mailgun_webhook_is_off_without_its_signing_key(client, settings, ad
 
     assert response.status_code == 403
     assert b"MAILGUN_WEBHOOK_SIGNING_KEY" in response.content
+    assert client.head("/anymail/mailgun/tracking/").status_code == 403
     nothing_written(ledger)
 
 
