@@ -4,7 +4,7 @@ from django.db import close_old_connections, connections
 from config.celery import app as celery_app
 from marketing.models import Campaign
 
-from .helpers import SMTPServer, customer_who_consents, ensure_purposes, purpose
+from .helpers import SMTPServer, ensure_purposes, purpose
 
 
 @pytest.fixture(autouse=True)
@@ -87,16 +87,28 @@ def make_campaign(purposes, staff_user):
 
 @pytest.fixture
 def ada_received_the_newsletter(smtp, make_campaign, staff_user):
-    """Ada consents to the newsletter, promotions and internal analysis; the spring newsletter reached her."""
+    """
+    Ada (a customer since yesterday) said yes to the newsletter, promotions and internal analysis
+    an hour ago; the spring newsletter reached her. (Providers report times to the second: a
+    report of a moment ago must not look older than her "yes".)
+    """
+    from datetime import timedelta
+
+    from django.utils import timezone
+
     from consents.models import Source
     from consents.services import consent_grant
     from marketing.models import Delivery
+    from tests.factories import CustomerFactory
 
     from .feedback_helpers import send_campaign
 
-    ada = customer_who_consents(email="ada@example.com", first_name="Ada")
-    for code in ("promotions", "internal_analysis"):
-        consent_grant(customer=ada, purpose=purpose(code), source=Source.SIGNUP_FORM)
+    now = timezone.now()
+    ada = CustomerFactory(email="ada@example.com", first_name="Ada", created_at=now - timedelta(days=1))
+    for code in ("newsletter", "promotions", "internal_analysis"):
+        consent_grant(
+            customer=ada, purpose=purpose(code), source=Source.SIGNUP_FORM, occurred_at=now - timedelta(hours=1)
+        )
     campaign = make_campaign()
     send_campaign(campaign, staff_user)
     delivery = Delivery.objects.get(campaign=campaign, customer=ada)
