@@ -83,3 +83,35 @@ def make_campaign(purposes, staff_user):
         return campaign
 
     return make
+
+
+@pytest.fixture
+def ada_received_the_newsletter(smtp, make_campaign, staff_user):
+    """
+    Ada (a customer since yesterday) said yes to the newsletter, promotions and internal analysis
+    an hour ago; the spring newsletter reached her. (Providers report times to the second: a
+    report of a moment ago must not look older than her "yes".)
+    """
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from consents.models import Source
+    from consents.services import consent_grant
+    from marketing.models import Delivery
+    from tests.factories import CustomerFactory
+
+    from .feedback_helpers import send_campaign
+
+    now = timezone.now()
+    ada = CustomerFactory(email="ada@example.com", first_name="Ada", created_at=now - timedelta(days=1))
+    for code in ("newsletter", "promotions", "internal_analysis"):
+        consent_grant(
+            customer=ada, purpose=purpose(code), source=Source.SIGNUP_FORM, occurred_at=now - timedelta(hours=1)
+        )
+    campaign = make_campaign()
+    send_campaign(campaign, staff_user)
+    delivery = Delivery.objects.get(campaign=campaign, customer=ada)
+    assert delivery.status == Delivery.Status.SENT
+    assert delivery.message_id == smtp.handler.received()[0]["Message-ID"]
+    return ada, campaign, delivery
