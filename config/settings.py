@@ -76,6 +76,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    "common.middleware.CustomerLanguageMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -170,6 +171,14 @@ LANGUAGES = [
     ("ja", "Japanese"),
     ("zh-hans", "Chinese (Simplified)"),
 ]
+# Customers may prefer any of LANGUAGES; pages, mails, purposes and campaigns are complete in
+# these (locale/<code>/LC_MESSAGES/django.po). Any other preference is served in English.
+CUSTOMER_LANGUAGES = ["en", "de", "fr"]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+# The language a visitor picks with the switch (?lang=de) is remembered this long (a cookie).
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
+# Dates as customers of each language write them (common/formats/<code>/formats.py).
+FORMAT_MODULE_PATH = ["common.formats"]
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True

@@ -4,22 +4,26 @@ from dataclasses import dataclass
 from html import escape
 
 from django import forms
+from django.conf import settings
 from django.forms.utils import flatatt
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.utils.translation import get_language
+from django.utils.translation import gettext_lazy as _
 
+from common.languages import current_customer_language, language_name
 from customers.forms import DETAIL_FIELDS
 from customers.models import Customer, normalise_email
 
+from .models import PurposeText
 from .selectors import PurposeState
 
 
 class LinkRequestForm(forms.Form):
     email = forms.EmailField(
-        label="Your email address",
+        label=_("Your email address"),
         max_length=254,
-        help_text="The address our emails reach you at.",
+        help_text=_("The address our emails reach you at."),
         widget=forms.EmailInput(attrs={"autocomplete": "email"}),
     )
 
@@ -39,6 +43,7 @@ class PurposeRow:
     shown: str  # "1": the page showed the box ticked, "0": unticked
     wording_name: str
     wording: str  # a digest of the wording shown
+    text: PurposeText  # the name and wording shown, in the page's language or the fallback
 
 
 def wording_digest(wording: str) -> str:
@@ -94,8 +99,11 @@ class PreferencesForm(forms.Form):
             if code in changed and seen and seen != wording_digest(choice.purpose.wording):
                 self.add_error(
                     None,
-                    f"The wording of “{choice.purpose.name}” changed while this page was open. "
-                    "Please read it again below and save once more.",
+                    _(
+                        "The wording of “%(name)s” changed while this page was open. "
+                        "Please read it again below and save once more."
+                    )
+                    % {"name": choice.purpose.name},
                 )
         return cleaned
 
@@ -136,6 +144,7 @@ class PreferencesForm(forms.Form):
                     # Always the wording on this page, also when it is shown again after a refusal.
                     self.add_prefix(self.wording_name(choice.purpose.code)),
                     wording_digest(choice.purpose.wording),
+                    choice.purpose.text_in(current_customer_language()),
                 )
             )
         return rows
@@ -198,6 +207,8 @@ class DetailsForm(forms.ModelForm):
             field.widget.attrs.setdefault("autocomplete", self.AUTOCOMPLETE.get(name, "off"))
         self.fields["phone"].widget.input_type = "tel"
         self.fields["country"].choices = _country_choices(get_language())
+        # Each language named in itself, as a customer looks for their own in the list.
+        self.fields["language"].choices = [(code, language_name(code)) for code, _name in settings.LANGUAGES]
 
     def clean(self):
         cleaned = super().clean()
@@ -208,9 +219,9 @@ class DetailsForm(forms.ModelForm):
 
 class EmailChangeForm(forms.Form):
     new_email = forms.EmailField(
-        label="New email address",
+        label=_("New email address"),
         max_length=254,
-        help_text="We will send a link to the new address; the change takes effect when you follow it.",
+        help_text=_("We will send a link to the new address; the change takes effect when you follow it."),
         widget=forms.EmailInput(attrs={"autocomplete": "email"}),
     )
 
@@ -221,5 +232,5 @@ class EmailChangeForm(forms.Form):
     def clean_new_email(self) -> str:
         email = normalise_email(self.cleaned_data["new_email"])
         if email == self.customer.email:
-            raise forms.ValidationError("This is already your address.")
+            raise forms.ValidationError(_("This is already your address."))
         return email

@@ -1,3 +1,5 @@
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -27,6 +29,25 @@ class Purpose(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def text_in(self, language: str) -> "PurposeText":
+        """The name and wording a customer reading `language` is shown."""
+        return PurposeText(name=self.name, wording=self.wording, language=settings.LANGUAGE_CODE, wanted=language)
+
+
+@dataclass(frozen=True)
+class PurposeText:
+    """A purpose as shown in one language: `language` is the one its words are in."""
+
+    name: str
+    wording: str
+    language: str
+    wanted: str
+
+    @property
+    def fell_back(self) -> bool:
+        """No text in the language asked for: the default language's is shown (and recorded)."""
+        return self.language != self.wanted
 
 
 class PolicyVersionQuerySet(models.QuerySet):

@@ -12,8 +12,11 @@ from django.core.mail import EmailMessage
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import translation
+from django.utils.translation import gettext as _
 from django_ratelimit.core import is_ratelimited
 
+from common.languages import customer_language
 from customers.email_changes import email_change_confirmation_issue, email_change_undo_issue
 from customers.models import Customer, PendingEmailChange
 
@@ -82,11 +85,12 @@ def preference_link_send(*, email: str) -> bool:
         "company_name": settings.COMPANY_NAME,
         "company_postal_address": settings.COMPANY_POSTAL_ADDRESS,
     }
-    EmailMessage(
-        subject=f"Your link to your {settings.COMPANY_NAME} email preferences",
-        body=render_to_string("consents/email/preference_link.txt", context),
-        to=[customer.email],
-    ).send()
+    with translation.override(customer_language(customer.language)):
+        EmailMessage(
+            subject=_("Your link to your %(company)s email preferences") % {"company": settings.COMPANY_NAME},
+            body=render_to_string("consents/email/preference_link.txt", context),
+            to=[customer.email],
+        ).send()
     return True
 
 
@@ -107,11 +111,13 @@ def sensitive_link_send(*, customer: Customer, action: SensitiveAction) -> None:
     opens the preference page) does not reach the data export or the address change.
     """
     context = _mail_context(customer, url=sensitive_url(customer, action), action=action.label)
-    EmailMessage(
-        subject=f"Your link to {action.label} at {settings.COMPANY_NAME}",
-        body=render_to_string("consents/email/sensitive_link.txt", context),
-        to=[customer.email],
-    ).send()
+    with translation.override(customer_language(customer.language)):
+        EmailMessage(
+            subject=_("Your link to %(action)s at %(company)s")
+            % {"action": action.label, "company": settings.COMPANY_NAME},
+            body=render_to_string("consents/email/sensitive_link.txt", context),
+            to=[customer.email],
+        ).send()
 
 
 def email_change_confirmation_send(*, change: PendingEmailChange) -> None:
@@ -122,11 +128,12 @@ def email_change_confirmation_send(*, change: PendingEmailChange) -> None:
         new_email=change.new_email,
         url=settings.SITE_URL + reverse("consents:email_confirm", args=[token]),
     )
-    EmailMessage(
-        subject=f"Confirm your new email address for {settings.COMPANY_NAME}",
-        body=render_to_string("consents/email/email_change.txt", context),
-        to=[change.new_email],
-    ).send()
+    with translation.override(customer_language(change.customer.language)):
+        EmailMessage(
+            subject=_("Confirm your new email address for %(company)s") % {"company": settings.COMPANY_NAME},
+            body=render_to_string("consents/email/email_change.txt", context),
+            to=[change.new_email],
+        ).send()
 
 
 def email_change_notice_send(*, change: PendingEmailChange) -> None:
@@ -140,11 +147,12 @@ def email_change_notice_send(*, change: PendingEmailChange) -> None:
         undo_days=settings.EMAIL_CHANGE_UNDO_PERIOD.days,
         url=settings.SITE_URL + reverse("consents:email_undo", args=[token]),
     )
-    EmailMessage(
-        subject=f"Your email address at {settings.COMPANY_NAME} was changed",
-        body=render_to_string("consents/email/email_change_notice.txt", context),
-        to=[change.old_email],
-    ).send()
+    with translation.override(customer_language(change.customer.language)):
+        EmailMessage(
+            subject=_("Your email address at %(company)s was changed") % {"company": settings.COMPANY_NAME},
+            body=render_to_string("consents/email/email_change_notice.txt", context),
+            to=[change.old_email],
+        ).send()
 
 
 # ---------------------------------------------------------------------------------------

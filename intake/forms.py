@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from consents.forms import wording_digest
 from consents.models import Purpose
@@ -15,17 +16,23 @@ class _ConsentBoxes(forms.Form):
     """
 
     email = forms.EmailField(
-        label="Your email address", max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"})
+        label=_("Your email address"), max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"})
     )
     first_name = forms.CharField(
-        label="First name", max_length=150, required=False, widget=forms.TextInput(attrs={"autocomplete": "given-name"})
+        label=_("First name"),
+        max_length=150,
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "given-name"}),
     )
     last_name = forms.CharField(
-        label="Last name", max_length=150, required=False, widget=forms.TextInput(attrs={"autocomplete": "family-name"})
+        label=_("Last name"),
+        max_length=150,
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "family-name"}),
     )
     # Left empty by people (it is hidden from them); bots fill in every field they find.
     website = forms.CharField(
-        label="Leave this field empty",
+        label=_("Leave this field empty"),
         required=False,
         widget=forms.TextInput(attrs={"autocomplete": "off", "tabindex": "-1"}),
     )
@@ -51,7 +58,7 @@ class _ConsentBoxes(forms.Form):
             if cleaned.get(f"wording_{purpose.code}") != wording_digest(purpose.wording):
                 self.add_error(
                     f"purpose_{purpose.code}",
-                    "The wording of this choice has changed since the page was loaded; please read it again.",
+                    _("The wording of this choice has changed since the page was loaded; please read it again."),
                 )
         return cleaned
 
@@ -74,18 +81,20 @@ class SignupForm(_ConsentBoxes):
     def clean(self):
         cleaned = super().clean()
         if not self.errors and not self.ticked():
-            raise forms.ValidationError("Tick at least one kind of email you would like to receive.")
+            raise forms.ValidationError(_("Tick at least one kind of email you would like to receive."))
         return cleaned
 
 
 class RegistrationForm(_ConsentBoxes):
-    product = forms.ModelChoiceField(label="Product", queryset=Product.objects.all(), empty_label="Choose your product")
-    licence_key = forms.CharField(label="Licence key", max_length=100)
+    product = forms.ModelChoiceField(
+        label=_("Product"), queryset=Product.objects.all(), empty_label=_("Choose your product")
+    )
+    licence_key = forms.CharField(label=_("Licence key"), max_length=100)
     order_reference = forms.CharField(
-        label="Order number (optional)",
+        label=_("Order number (optional)"),
         max_length=100,
         required=False,
-        help_text="From the reseller's receipt, e.g. Paddle's txn_… number.",
+        help_text=_("From the reseller's receipt, e.g. Paddle's txn_… number."),
     )
 
     field_order = ["email", "first_name", "last_name", "product", "licence_key", "order_reference"]

@@ -16,8 +16,11 @@ from django.db import transaction
 from django.db.models import Q
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
+from common.languages import customer_language
 from consents.models import Consent, Method, PolicyVersion, Purpose, Source
 from consents.services import RequestMeta, consent_grant
 from consents.tokens import preference_url
@@ -42,8 +45,10 @@ class SignupLinkExpired(Exception):
 class LicenceKeyTaken(ValidationError):
     def __init__(self) -> None:
         super().__init__(
-            "This licence key cannot be registered to this address. If you bought it, contact our support "
-            "with your order number.",
+            _(
+                "This licence key cannot be registered to this address. If you bought it, contact our support "
+                "with your order number."
+            ),
             code="licence_key_taken",
         )
 
@@ -150,12 +155,15 @@ def signup_request_send(*, signup: SignupRequest) -> bool:
         "company_name": settings.COMPANY_NAME,
         "company_postal_address": settings.COMPANY_POSTAL_ADDRESS,
     }
-    subject = (
-        f"Confirm your product registration with {settings.COMPANY_NAME}"
-        if signup.kind == SignupRequest.Kind.REGISTRATION
-        else f"Confirm your subscription to {settings.COMPANY_NAME}"
-    )
-    EmailMessage(subject=subject, body=render_to_string("intake/email/confirm.txt", context), to=[signup.email]).send()
+    # In the language of the form the visitor filled in.
+    with translation.override(customer_language(signup.language)):
+        subject = (
+            gettext("Confirm your product registration with %(company)s") % {"company": settings.COMPANY_NAME}
+            if signup.kind == SignupRequest.Kind.REGISTRATION
+            else gettext("Confirm your subscription to %(company)s") % {"company": settings.COMPANY_NAME}
+        )
+        body = render_to_string("intake/email/confirm.txt", context)
+    EmailMessage(subject=subject, body=body, to=[signup.email]).send()
     return True
 
 

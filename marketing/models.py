@@ -1,4 +1,5 @@
 import uuid
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -20,6 +21,16 @@ def _default_from() -> str:
 
 def _default_reply_to() -> str:
     return settings.MARKETING_REPLY_TO
+
+
+@dataclass(frozen=True)
+class CampaignContent:
+    """One language's variant of a campaign."""
+
+    language: str
+    subject: str
+    text_body: str
+    html_body: str
 
 
 class Campaign(models.Model):
@@ -92,6 +103,16 @@ class Campaign(models.Model):
     @property
     def is_editable(self) -> bool:
         return self.status == self.Status.DRAFT
+
+    def language_for(self, language: str | None) -> str:
+        """The language of the variant a customer preferring `language` receives."""
+        return settings.LANGUAGE_CODE
+
+    def content_in(self, language: str) -> "CampaignContent":
+        """Subject, text and HTML body of the variant in `language`."""
+        return CampaignContent(
+            language=language, subject=self.subject, text_body=self.text_body, html_body=self.html_body
+        )
 
     def clean(self) -> None:
         super().clean()

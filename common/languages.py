@@ -1,0 +1,43 @@
+"""
+The languages customers see. settings.LANGUAGES lists what a customer may prefer; the pages,
+mails and purposes are complete in settings.CUSTOMER_LANGUAGES (en, de, fr). A customer or
+browser asking for any other language gets English (settings.LANGUAGE_CODE), so a page is
+never half in one language and half in another.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.utils.translation import get_language, get_language_info
+
+
+def complete_languages() -> list[str]:
+    return list(settings.CUSTOMER_LANGUAGES)
+
+
+def customer_language(code: str | None) -> str:
+    """The complete language closest to `code` ("de-AT" gives "de"), else the default (English)."""
+    if code:
+        code = code.lower()
+        for candidate in (code, code.split("-")[0]):
+            if candidate in settings.CUSTOMER_LANGUAGES:
+                return candidate
+    return settings.LANGUAGE_CODE
+
+
+def current_customer_language() -> str:
+    """The complete language of the translation active now (the page's or the mail's)."""
+    return customer_language(get_language())
+
+
+def language_name(code: str) -> str:
+    """A language's name in that language ("Deutsch"), as a customer looks for it in a list."""
+    try:
+        return get_language_info(code)["name_local"]
+    except KeyError:
+        return dict(settings.LANGUAGES).get(code, code)
+
+
+def language_choices() -> list[tuple[str, str]]:
+    """The complete languages for a language switch, each named in itself."""
+    return [(code, language_name(code)) for code in settings.CUSTOMER_LANGUAGES]
