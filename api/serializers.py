@@ -79,6 +79,7 @@ class ConsentEventSerializer(serializers.ModelSerializer):
             "method",
             "policy_version",
             "wording",
+            "language",
             "ip_address",
             "user_agent",
             "reference",
@@ -95,6 +96,12 @@ class ConsentDecisionSerializer(serializers.Serializer):
     method = serializers.ChoiceField(choices=Method.choices, required=False)
     wording = serializers.CharField(
         max_length=5000, help_text="The exact words the customer was shown (copied into the ledger)."
+    )
+    language = serializers.ChoiceField(
+        choices=[(code, code) for code in settings.CUSTOMER_LANGUAGES],
+        required=False,
+        default=settings.LANGUAGE_CODE,
+        help_text="The language of the wording shown (default: en).",
     )
     policy_version = serializers.SlugRelatedField(
         slug_field="version", queryset=PolicyVersion.objects.all(), required=False

@@ -41,6 +41,8 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
+    # Before the admin: it patches the admin's forms with one field per language.
+    "modeltranslation",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -175,6 +177,11 @@ LANGUAGES = [
 # these (locale/<code>/LC_MESSAGES/django.po). Any other preference is served in English.
 CUSTOMER_LANGUAGES = ["en", "de", "fr"]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# Purposes, policy versions and campaigns have one column per complete language
+# (django-modeltranslation); English is the one every text must have and the fallback.
+MODELTRANSLATION_LANGUAGES = tuple(CUSTOMER_LANGUAGES)
+MODELTRANSLATION_DEFAULT_LANGUAGE = "en"
+MODELTRANSLATION_FALLBACK_LANGUAGES = ("en",)
 # The language a visitor picks with the switch (?lang=de) is remembered this long (a cookie).
 LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
 # Dates as customers of each language write them (common/formats/<code>/formats.py).

@@ -66,16 +66,22 @@ class PreferencesForm(forms.Form):
     def __init__(self, *args, choices: list[PurposeState], **kwargs):
         super().__init__(*args, **kwargs)
         self.choices = choices
+        # Each purpose in the page's language (or English where it has none): what is shown,
+        # fingerprinted and, on saving, recorded.
+        language = current_customer_language()
+        self.texts = {choice.purpose.code: choice.purpose.text_in(language) for choice in choices}
         for choice in choices:
             self.fields[self.field_name(choice.purpose.code)] = forms.BooleanField(
-                label=choice.purpose.name, required=False, initial=choice.granted
+                label=self.texts[choice.purpose.code].name, required=False, initial=choice.granted
             )
             # Free text, read leniently: anything but "1" or "0" counts as not said.
             self.fields[self.shown_name(choice.purpose.code)] = forms.CharField(
                 required=False, initial="1" if choice.granted else "0", widget=forms.HiddenInput
             )
             self.fields[self.wording_name(choice.purpose.code)] = forms.CharField(
-                required=False, initial=wording_digest(choice.purpose.wording), widget=forms.HiddenInput
+                required=False,
+                initial=wording_digest(self.texts[choice.purpose.code].wording),
+                widget=forms.HiddenInput,
             )
 
     @staticmethod
@@ -96,14 +102,14 @@ class PreferencesForm(forms.Form):
         for choice in self.choices:
             code = choice.purpose.code
             seen = cleaned.get(self.wording_name(code))
-            if code in changed and seen and seen != wording_digest(choice.purpose.wording):
+            if code in changed and seen and seen != wording_digest(self.texts[code].wording):
                 self.add_error(
                     None,
                     _(
                         "The wording of “%(name)s” changed while this page was open. "
                         "Please read it again below and save once more."
                     )
-                    % {"name": choice.purpose.name},
+                    % {"name": self.texts[code].name},
                 )
         return cleaned
 
@@ -143,8 +149,8 @@ class PreferencesForm(forms.Form):
                     shown_value,
                     # Always the wording on this page, also when it is shown again after a refusal.
                     self.add_prefix(self.wording_name(choice.purpose.code)),
-                    wording_digest(choice.purpose.wording),
-                    choice.purpose.text_in(current_customer_language()),
+                    wording_digest(self.texts[choice.purpose.code].wording),
+                    self.texts[choice.purpose.code],
                 )
             )
         return rows

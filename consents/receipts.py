@@ -38,6 +38,7 @@ def _event_proof(event: ConsentEvent) -> dict[str, Any]:
         # The wording as shown when the customer decided: a copy kept with the event,
         # not the purpose's wording today.
         "wording_shown": event.wording,
+        "wording_language": event.language,
         "recorded_by_staff": event.staff_user_id is not None,
         "note": event.note,
         "ip_address": event.ip_address,

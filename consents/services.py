@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from common.client import client_ip
+from common.languages import current_customer_language, customer_language
 from customers.models import Customer, ThirdParty
 
 from .models import (
@@ -98,6 +99,7 @@ def consent_record(
     occurred_at: datetime | None = None,
     reference: str = "",
     wording: str | None = None,
+    language: str | None = None,
 ) -> ConsentOutcome:
     """
     Record a decision the customer made at `occurred_at` (now when not given).
@@ -108,6 +110,11 @@ def consent_record(
     already has, records nothing. A decision dated in the future, before the customer's record
     existed, or before the first policy version took effect is refused (ValidationError keyed
     `occurred_at`). The event names the policy version in force when the decision was made.
+
+    The wording recorded is the purpose's in `language` (by default the language of the page or
+    mail being answered), or its English one where that language has none; the event records
+    the language of the words it keeps. A caller passing its own `wording` (what a checkout or a
+    sign-up form showed) names its language too; without one it counts as English.
 
     For an erased customer nothing is recorded: a withdrawal from one of their old links
     returns an empty outcome; anything else (a grant, staff, an import) raises CustomerErased.
@@ -128,6 +135,7 @@ def consent_record(
             # is collected about them: an old unsubscribe link is answered without a record.
             return ConsentOutcome(event=None, current=None)
         now = timezone.now()
+        shown = _wording_shown(purpose, wording=wording, language=language)
         decided_at = now
         if occurred_at is not None:
             # A decision made now is never refused (an unsubscribe must always work); a time
@@ -149,7 +157,8 @@ def consent_record(
             source=source,
             method=method or _default_method(source),
             policy_version=PolicyVersion.objects.current(at=decided_at),
-            wording=purpose.wording if wording is None else wording,
+            wording=shown.wording,
+            language=shown.language,
             ip_address=request_meta.ip_address,
             user_agent=request_meta.user_agent,
             staff_user=staff_user,
@@ -168,6 +177,19 @@ def consent_record(
             current.granted, current.since, current.event = granted, event.occurred_at, event
             current.save(update_fields=["granted", "since", "event"])
         return ConsentOutcome(event=event, current=current)
+
+
+@dataclass(frozen=True)
+class _Shown:
+    wording: str
+    language: str
+
+
+def _wording_shown(purpose: Purpose, *, wording: str | None, language: str | None) -> _Shown:
+    if wording is not None:
+        return _Shown(wording=wording, language=customer_language(language))
+    text = purpose.text_in(language or current_customer_language())
+    return _Shown(wording=text.wording, language=text.language)
 
 
 def _check_decision_time(*, decided_at: datetime, now: datetime, customer_created_at: datetime) -> None:

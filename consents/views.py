@@ -158,7 +158,8 @@ def request_link(request: HttpRequest) -> HttpResponse:
 @require_GET
 def policy(request: HttpRequest) -> HttpResponse:
     current = PolicyVersion.objects.current()
-    return render(request, "consents/policy.html", {"policy": current}, status=200 if current else 404)
+    context = {"policy": current, "policy_text": current.text_in(translation.get_language()) if current else None}
+    return render(request, "consents/policy.html", context, status=200 if current else 404)
 
 
 # ---------------------------------------------------------------------------------------

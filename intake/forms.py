@@ -3,6 +3,7 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from common.languages import current_customer_language
 from consents.forms import wording_digest
 from consents.models import Purpose
 from customers.models import Product, normalise_email
@@ -40,13 +41,20 @@ class _ConsentBoxes(forms.Form):
     def __init__(self, *args, purposes: list[Purpose], **kwargs):
         super().__init__(*args, **kwargs)
         self.purposes = purposes
+        # Each purpose in the page's language, or English where it has none; the sign-up keeps
+        # these words and their language (signup_request_create), and records them on confirmation.
+        language = current_customer_language()
+        self.texts = {purpose.code: purpose.text_in(language) for purpose in purposes}
         for purpose in purposes:
             # Never pre-ticked: consent is the visitor's act, not ours.
             self.fields[f"purpose_{purpose.code}"] = forms.BooleanField(
-                label=purpose.name, help_text=purpose.wording, required=False, initial=False
+                label=self.texts[purpose.code].name,
+                help_text=self.texts[purpose.code].wording,
+                required=False,
+                initial=False,
             )
             self.fields[f"wording_{purpose.code}"] = forms.CharField(
-                required=False, initial=wording_digest(purpose.wording), widget=forms.HiddenInput
+                required=False, initial=wording_digest(self.texts[purpose.code].wording), widget=forms.HiddenInput
             )
 
     def clean_email(self) -> str:
@@ -55,7 +63,7 @@ class _ConsentBoxes(forms.Form):
     def clean(self):
         cleaned = super().clean()
         for purpose in self.ticked():
-            if cleaned.get(f"wording_{purpose.code}") != wording_digest(purpose.wording):
+            if cleaned.get(f"wording_{purpose.code}") != wording_digest(self.texts[purpose.code].wording):
                 self.add_error(
                     f"purpose_{purpose.code}",
                     _("The wording of this choice has changed since the page was loaded; please read it again."),

@@ -53,6 +53,12 @@ class LicenceKeyTaken(ValidationError):
         )
 
 
+def _shown(purpose: Purpose, language: str) -> dict[str, str]:
+    """What the form showed of a purpose, in the words and language the ledger will copy."""
+    text = purpose.text_in(language)
+    return {"code": purpose.code, "name": text.name, "wording": text.wording, "language": text.language}
+
+
 def _max_age() -> timedelta:
     return timedelta(hours=settings.SIGNUP_CONFIRM_MAX_AGE_HOURS)
 
@@ -88,7 +94,7 @@ def signup_request_create(
         first_name=first_name.strip(),
         last_name=last_name.strip(),
         language=language,
-        purposes=[{"code": p.code, "name": p.name, "wording": p.wording} for p in purposes],
+        purposes=[_shown(p, language) for p in purposes],
         policy_version=PolicyVersion.objects.current(),
         product=product,
         licence_key=licence_key,
@@ -213,6 +219,8 @@ def signup_confirm(*, signup: SignupRequest, request_meta: RequestMeta) -> Signu
                 request_meta=request_meta,
                 occurred_at=now,
                 wording=entry["wording"],
+                # Sign-ups from before translations kept no language: they were English.
+                language=entry.get("language", settings.LANGUAGE_CODE),
                 reference=f"signup:{signup.public_id}",
                 note=(
                     f"Double opt-in: asked on the {signup.get_kind_display().lower()} form at "
