@@ -26,6 +26,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import translation
 
+from common.languages import customer_language
 from consents.tokens import make_preference_token
 from customers.models import Customer
 
@@ -133,11 +134,16 @@ class OutgoingMessage:
     html: str
     headers: dict[str, str] = field(default_factory=dict)
     data: bytes = b""
+    language: str = "en"  # of the variant sent
 
 
 @dataclass
 class _Variant:
-    """What is the same for every recipient reading one language: compiled templates and footer."""
+    """
+    What is the same for every recipient of one variant and footer language: the compiled
+    templates of the variant's language, and the footer in the customer's language (a French
+    reader of the English fallback still reads how to unsubscribe in French).
+    """
 
     language: str
     subject: CompiledTemplate
@@ -155,7 +161,7 @@ class CampaignMessageBuilder:
         self.campaign = campaign
         # A preview or test send in one language; otherwise each customer's own (variant_for).
         self.language = language
-        self._variants: dict[str, _Variant] = {}
+        self._variants: dict[tuple[str, str], _Variant] = {}
         self.envelope_from = parseaddr(campaign.from_email)[1] or parseaddr(settings.DEFAULT_FROM_EMAIL)[1]
         self.domain = list_domain()
         purpose = campaign.purpose
@@ -178,18 +184,23 @@ class CampaignMessageBuilder:
         self.preference_prefix = settings.SITE_URL + reverse("consents:preferences", args=[_LINK_SLOT])
 
     def variant_for(self, customer: Customer) -> _Variant:
-        """The variant in the customer's language, or the campaign's fallback; prepared once per language."""
-        language = self.campaign.language_for(self.language or customer.language)
-        variant = self._variants.get(language)
+        """
+        The variant in the customer's language, or the campaign's fallback, with the footer in the
+        customer's language; prepared once per pair of languages, not per message.
+        """
+        reader = customer_language(self.language or customer.language)
+        key = (self.campaign.language_for(reader), reader)
+        variant = self._variants.get(key)
         if variant is None:
-            variant = self._variants[language] = self._prepare(language)
+            variant = self._variants[key] = self._prepare(*key)
         return variant
 
-    def _prepare(self, language: str) -> _Variant:
+    def _prepare(self, language: str, reader: str) -> _Variant:
         content = self.campaign.content_in(language)
-        with translation.override(language):
+        with translation.override(reader):
             footer_context = {
-                "purpose": self.campaign.purpose.text_in(language),
+                "purpose": self.campaign.purpose.text_in(reader),
+                "content_language": language,
                 "unsubscribe_url": _UNSUBSCRIBE,
                 "preference_url": _PREFERENCES,
                 "company_name": settings.COMPANY_NAME,
@@ -248,6 +259,7 @@ class CampaignMessageBuilder:
             "Date": formatdate(usegmt=True),
             "Message-ID": message_id,
             "List-Unsubscribe": f"<{unsubscribe}>",
+            "Content-Language": variant.language,
         }
         if test:
             headers["X-Test-Message"] = "yes"
@@ -260,6 +272,7 @@ class CampaignMessageBuilder:
             text=text,
             html=html,
             headers=dict(all_headers),
+            language=variant.language,
         )
         message.data = _compose(all_headers, text, html)
         return message

@@ -58,6 +58,7 @@ _CUSTOMER_FIELDS_FOR_SENDING = (
     "company",
     "job_title",
     "country",
+    "language",  # which variant of the campaign
 )
 
 

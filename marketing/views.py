@@ -54,7 +54,8 @@ def _answer(request: HttpRequest, token: str, target: UnsubscribeTarget) -> Http
     if _is_one_click(request):
         _withdraw(request, target, Source.ONE_CLICK)
         response = HttpResponse(
-            _("Unsubscribed from %(purpose)s.") % {"purpose": target.purpose.name} + "\n",
+            _("Unsubscribed from %(purpose)s.") % {"purpose": target.purpose.text_in(request.LANGUAGE_CODE).name}
+            + "\n",
             content_type="text/plain; charset=utf-8",
         )
         return _token_page(response)
@@ -65,7 +66,8 @@ def _answer(request: HttpRequest, token: str, target: UnsubscribeTarget) -> Http
 def _page(request: HttpRequest, *, token: str, target: UnsubscribeTarget) -> HttpResponse:
     context = {
         "token": token,
-        "purpose": target.purpose,
+        # Its name and wording in the customer's language, or English where it has none.
+        "purpose": target.purpose.text_in(request.LANGUAGE_CODE),
         "preference_url": preference_url(target.customer) if not target.customer.is_erased else "",
     }
     if request.method == "POST":
