@@ -7,6 +7,9 @@ never half in one language and half in another.
 
 from __future__ import annotations
 
+import functools
+import gettext
+
 from django.conf import settings
 from django.utils.translation import get_language, get_language_info
 
@@ -41,3 +44,18 @@ def language_name(code: str) -> str:
 def language_choices() -> list[tuple[str, str]]:
     """The complete languages for a language switch, each named in itself."""
     return [(code, language_name(code)) for code in settings.CUSTOMER_LANGUAGES]
+
+
+@functools.lru_cache(maxsize=8)
+def _currency_names(language: str) -> dict[str, str]:
+    """ISO 4217 names in `language` (pycountry ships their translations), by code."""
+    import pycountry
+
+    names = gettext.translation("iso4217", pycountry.LOCALES_DIR, languages=[language], fallback=True)
+    return {currency.alpha_3: names.gettext(currency.name) for currency in pycountry.currencies}
+
+
+def currency_label(code: str, language: str | None = None) -> str:
+    """The code and its name in the customer's language, as the currency list shows it (CHF, Schweizer Franken)."""
+    name = _currency_names(customer_language(language or get_language())).get(code, "")
+    return f"{code} – {name}" if name else code

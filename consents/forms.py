@@ -11,7 +11,7 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
-from common.languages import current_customer_language, language_name
+from common.languages import currency_label, current_customer_language, language_name
 from customers.forms import DETAIL_FIELDS
 from customers.models import Customer, normalise_email
 
@@ -215,6 +215,9 @@ class DetailsForm(forms.ModelForm):
         self.fields["country"].choices = _country_choices(get_language())
         # Each language named in itself, as a customer looks for their own in the list.
         self.fields["language"].choices = [(code, language_name(code)) for code, _name in settings.LANGUAGES]
+        self.fields["currency"].choices = [
+            (code, currency_label(code) if code else label) for code, label in self.fields["currency"].choices
+        ]
 
     def clean(self):
         cleaned = super().clean()

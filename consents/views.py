@@ -28,7 +28,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from common.client import client_ip_for_limits
-from common.languages import customer_language, language_name
+from common.languages import currency_label, customer_language, language_name
 from common.prepared import PreparedQuery
 from common.tokens import BadToken, TokenExpired, TokenSuperseded, TokenUnknown, TokenUsed
 from customers.email_changes import (
@@ -250,7 +250,7 @@ def _details_summary(customer: Customer) -> list[tuple[str, str]]:
         (_("Address"), address),
         (_("Phone"), customer.phone.as_international if customer.phone else ""),
         (_("Language"), language_name(customer.language) if customer.language else ""),
-        (_("Currency"), customer.get_currency_display() if customer.currency else ""),
+        (_("Currency"), currency_label(customer.currency) if customer.currency else ""),
     ]
     return [(label, str(value)) for label, value in rows if value]
 

@@ -135,3 +135,11 @@ def test_saving_the_german_page_records_the_choice_with_the_page_in_german(clien
     )
     assert "Ihre Auswahl ist gespeichert; Sie haben zugestimmt: " in response.content.decode()
     assert ConsentEvent.objects.filter(customer=greta, purpose__code="promotions", granted=True).exists()
+
+
+def test_the_currency_is_named_in_the_customers_language(client, purposes):
+    customer = customer_with_choices("heidi@example.com", language="de", currency="CHF")
+    html = client.get(page_url(customer)).content.decode()
+    assert "<dt>Währung</dt><dd>CHF – Schweizer Franken</dd>" in html
+    details = client.get(page_url(customer) + "details/").content.decode()
+    assert '<option value="CHF" selected>CHF – Schweizer Franken</option>' in details
