@@ -23,8 +23,8 @@ def test_the_receipt_lists_the_wording_that_was_shown_not_todays(staff_client_fi
     response = staff_client_fixture.post(
         f"/admin/consents/purpose/{newsletter.pk}/change/",
         {
-            "name": newsletter.name,
-            "wording": "Send me everything you like, as often as you like.",
+            "name_en": newsletter.name,
+            "wording_en": "Send me everything you like, as often as you like.",
             "is_marketing": "on",
             "display_order": newsletter.display_order,
             # The inline of disclosures this consent allows, left as it is.
