@@ -11,6 +11,18 @@ from customers.models import Customer, Product, ProductRegistration, ThirdParty
 API_SOURCES = [choice for choice in Source.choices if choice[0] not in ("staff", "erasure")]
 
 
+class NulSafeSlugRelatedField(serializers.SlugRelatedField):
+    """
+    A slug lookup that refuses a NUL character with a 400: PostgreSQL cannot hold one in a text
+    parameter and would fail the query (DRF's CharField refuses it; SlugRelatedField does not).
+    """
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and "\x00" in data:
+            self.fail("does_not_exist", slug_name=self.slug_field, value="(contains a NUL character)")
+        return super().to_internal_value(data)
+
+
 class CustomerSerializer(serializers.ModelSerializer):
     phone = serializers.CharField(read_only=True)
     country = serializers.CharField(read_only=True, help_text="ISO 3166-1 alpha-2, or empty.")
@@ -89,7 +101,7 @@ class ConsentEventSerializer(serializers.ModelSerializer):
 
 
 class ConsentDecisionSerializer(serializers.Serializer):
-    purpose = serializers.SlugRelatedField(slug_field="code", queryset=Purpose.objects.all())
+    purpose = NulSafeSlugRelatedField(slug_field="code", queryset=Purpose.objects.all())
     granted = serializers.BooleanField()
     occurred_at = serializers.DateTimeField(required=False, help_text="When the customer decided (default: now).")
     source = serializers.ChoiceField(choices=API_SOURCES)
@@ -103,9 +115,7 @@ class ConsentDecisionSerializer(serializers.Serializer):
         default=settings.LANGUAGE_CODE,
         help_text="The language of the wording shown (default: en).",
     )
-    policy_version = serializers.SlugRelatedField(
-        slug_field="version", queryset=PolicyVersion.objects.all(), required=False
-    )
+    policy_version = NulSafeSlugRelatedField(slug_field="version", queryset=PolicyVersion.objects.all(), required=False)
     ip_address = serializers.IPAddressField(required=False, allow_null=True)
     user_agent = serializers.CharField(max_length=500, required=False, allow_blank=True)
     reference = serializers.CharField(max_length=100, required=False, allow_blank=True)
@@ -142,8 +152,8 @@ class RegistrationSerializer(serializers.ModelSerializer):
 
 class RegistrationCreateSerializer(serializers.Serializer):
     customer = serializers.UUIDField(help_text="The customer's public id.")
-    product = serializers.SlugRelatedField(slug_field="code", queryset=Product.objects.all())
-    reseller = serializers.SlugRelatedField(
+    product = NulSafeSlugRelatedField(slug_field="code", queryset=Product.objects.all())
+    reseller = NulSafeSlugRelatedField(
         slug_field="name", queryset=ThirdParty.objects.filter(kind=ThirdParty.Kind.RESELLER), required=False
     )
     order_reference = serializers.CharField(max_length=100, required=False, allow_blank=True)
@@ -166,7 +176,7 @@ class RefundSerializer(serializers.Serializer):
 
 class MailabilitySerializer(serializers.Serializer):
     email = serializers.EmailField(max_length=254)
-    purpose = serializers.SlugRelatedField(slug_field="code", queryset=Purpose.objects.filter(is_marketing=True))
+    purpose = NulSafeSlugRelatedField(slug_field="code", queryset=Purpose.objects.filter(is_marketing=True))
 
 
 class MailabilityResultSerializer(serializers.Serializer):

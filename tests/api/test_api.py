@@ -409,3 +409,13 @@ def test_the_schema_and_the_docs_are_served_by_the_site_itself(client):
     assert docs.status_code == 200
     html = docs.content.decode()
     assert "cdn" not in html.lower() and "<script>" not in html  # no inline script, nothing from elsewhere
+
+
+def test_a_nul_character_in_a_looked_up_code_is_a_bad_request_not_a_server_error(ada):
+    # PostgreSQL cannot hold NUL in a text parameter: the lookup must refuse it before the query.
+    ProductFactory()
+    body = {"customer": str(ada.public_id), "product": "photoforge\x00pro"}
+    response = client_with(Scope.REGISTRATIONS_WRITE).post(f"{V1}/registrations/", body, format="json")
+    assert response.status_code == 400
+    assert "product" in response.content.decode()
+    assert not ProductRegistration.objects.filter(customer=ada).exists()
