@@ -189,6 +189,8 @@ class ConsentEvent(models.Model):
         "language shown",
         max_length=10,
         default="en",
+        # Also in the database: bulk loaders that write the ledger in SQL (bench/generate.py) name no language.
+        db_default="en",
         help_text="The language of the wording shown and recorded (English where a translation was missing).",
     )
     ip_address = models.GenericIPAddressField("IP address", null=True, blank=True)

@@ -13,7 +13,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='consentevent',
             name='language',
-            field=models.CharField(default='en', help_text='The language of the wording shown and recorded (English where a translation was missing).', max_length=10, verbose_name='language shown'),
+            field=models.CharField(db_default='en', default='en', help_text='The language of the wording shown and recorded (English where a translation was missing).', max_length=10, verbose_name='language shown'),
         ),
         migrations.AddField(
             model_name='policyversion',
