@@ -16,7 +16,10 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
+# The translations Django reads (locale/<language>/LC_MESSAGES/django.mo), compiled from the
+# committed .po files in pure Python: no GNU gettext needed (README: Languages).
 install: $(BIN)/.installed
+	$(BIN)/python manage.py compile_translations --verbosity 0
 
 # Web, Celery worker and Celery beat together; one Ctrl-C stops all three.
 # On PostgreSQL, migrate runs as the owner role of MIGRATION_DATABASE_URL and everything else

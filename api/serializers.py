@@ -96,6 +96,7 @@ class ConsentEventSerializer(serializers.ModelSerializer):
             "method",
             "policy_version",
             "wording",
+            "language",
             "ip_address",
             "user_agent",
             "reference",
@@ -113,6 +114,18 @@ class ConsentDecisionSerializer(serializers.Serializer):
     wording = serializers.CharField(
         max_length=5000, help_text="The exact words the customer was shown (copied into the ledger)."
     )
+    language = serializers.CharField(
+        required=False,
+        default=settings.LANGUAGE_CODE,
+        max_length=10,
+        help_text="The language of the wording shown: en, de or fr (default: en).",
+    )
+
+    def validate_language(self, value: str) -> str:
+        if value not in settings.CUSTOMER_LANGUAGES:
+            raise serializers.ValidationError(f"Use one of: {', '.join(settings.CUSTOMER_LANGUAGES)}.")
+        return value
+
     policy_version = LookupSlugField(slug_field="version", queryset=PolicyVersion.objects.all(), required=False)
     ip_address = serializers.IPAddressField(required=False, allow_null=True)
     user_agent = serializers.CharField(max_length=500, required=False, allow_blank=True)

@@ -194,6 +194,7 @@ class ConsentView(ApiView):
                 method=data.get("method"),
                 occurred_at=data.get("occurred_at"),
                 wording=data["wording"],
+                language=data["language"],
                 request_meta=RequestMeta(ip_address=data.get("ip_address"), user_agent=data.get("user_agent", "")),
                 reference=data.get("reference") or f"api:{self.api_key.prefix}",
                 note=f"Recorded through the API by {self.api_key.label}.",

@@ -6,10 +6,13 @@ from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import translation
 
 from .signin import SESSION_LAST_SEEN_AT, SESSION_SIGNED_IN_AT
 
 STAFF_PATH_PREFIX = "/admin/"
+# The language switch's query parameter: /preferences/?lang=de
+LANGUAGE_PARAMETER = "lang"
 
 
 class PublicBodySizeLimitMiddleware:
@@ -72,3 +75,56 @@ class StaffSessionTimeoutMiddleware:
             if idle_for >= 60 or SESSION_LAST_SEEN_AT not in session:
                 session[SESSION_LAST_SEEN_AT] = now
         return self.get_response(request)
+
+
+class CustomerLanguageMiddleware:
+    """
+    After LocaleMiddleware, on customer-facing pages:
+
+    - `?lang=de` (the language switch's links; no form, no JavaScript) shows the page in that
+      language and remembers the choice in Django's language cookie, which LocaleMiddleware
+      reads on the next request.
+    - A page is shown only in a language it is complete in (settings.CUSTOMER_LANGUAGES).
+      LocaleMiddleware takes the first of LANGUAGES the browser accepts ("es" for
+      "es, de;q=0.8"), for which Django ships Spanish form errors but our pages have no words:
+      the next accepted complete language is used instead ("de"), else English.
+
+    Staff pages keep Django admin's own choice. Pages reached through a customer's link then
+    switch to the customer's preferred language (consents.views.in_customer_language).
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path_info.startswith(STAFF_PATH_PREFIX):
+            return self.get_response(request)
+        chosen = request.GET.get(LANGUAGE_PARAMETER, "")
+        if chosen not in settings.CUSTOMER_LANGUAGES:
+            chosen = ""
+        language = chosen or getattr(request, "LANGUAGE_CODE", None) or translation.get_language()
+        if language not in settings.CUSTOMER_LANGUAGES:
+            language = _accepted_complete_language(request)
+        translation.activate(language)
+        request.LANGUAGE_CODE = language
+        response = self.get_response(request)
+        if chosen:
+            response.set_cookie(
+                settings.LANGUAGE_COOKIE_NAME,
+                chosen,
+                max_age=settings.LANGUAGE_COOKIE_AGE,
+                samesite="Lax",
+                secure=settings.SESSION_COOKIE_SECURE,
+                httponly=True,
+            )
+        return response
+
+
+def _accepted_complete_language(request) -> str:
+    from django.utils.translation.trans_real import parse_accept_lang_header
+
+    for code, _quality in parse_accept_lang_header(request.META.get("HTTP_ACCEPT_LANGUAGE", "")):
+        language = code.lower().split("-")[0]
+        if language in settings.CUSTOMER_LANGUAGES:
+            return language
+    return settings.LANGUAGE_CODE

@@ -19,12 +19,13 @@ from datetime import timedelta
 from typing import Any
 
 from django.core import signing
+from django.utils.translation import gettext_lazy as _
 
 
 class BadToken(Exception):
     """Any token that does not open what it was presented for. The message is safe to show."""
 
-    message = "This link is not valid."
+    message = _("This link is not valid.")
 
     def __init__(self, message: str | None = None):
         super().__init__(message or self.message)
@@ -35,25 +36,25 @@ class TokenInvalid(BadToken):
 
 
 class TokenExpired(BadToken):
-    message = "This link has expired."
+    message = _("This link has expired.")
 
 
 class TokenUnknown(BadToken):
     """Signed by us, but the customer it names is not (or no longer) on file."""
 
-    message = "This link does not lead to a customer record."
+    message = _("This link does not lead to a customer record.")
 
 
 class TokenSuperseded(BadToken):
     """Signed for an earlier link generation: the customer's address changed since it was sent."""
 
-    message = "This link was replaced by a newer one."
+    message = _("This link was replaced by a newer one.")
 
 
 class TokenUsed(BadToken):
     """A single-use link that has already been used."""
 
-    message = "This link has already been used."
+    message = _("This link has already been used.")
 
 
 @dataclass(frozen=True)

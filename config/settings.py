@@ -42,6 +42,8 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
+    # Before the admin: it patches the admin's forms with one field per language.
+    "modeltranslation",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -78,6 +80,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    "common.middleware.CustomerLanguageMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -172,6 +175,19 @@ LANGUAGES = [
     ("ja", "Japanese"),
     ("zh-hans", "Chinese (Simplified)"),
 ]
+# Customers may prefer any of LANGUAGES; pages, mails, purposes and campaigns are complete in
+# these (locale/<code>/LC_MESSAGES/django.po). Any other preference is served in English.
+CUSTOMER_LANGUAGES = ["en", "de", "fr"]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+# Purposes, policy versions and campaigns have one column per complete language
+# (django-modeltranslation); English is the one every text must have and the fallback.
+MODELTRANSLATION_LANGUAGES = tuple(CUSTOMER_LANGUAGES)
+MODELTRANSLATION_DEFAULT_LANGUAGE = "en"
+MODELTRANSLATION_FALLBACK_LANGUAGES = ("en",)
+# The language a visitor picks with the switch (?lang=de) is remembered this long (a cookie).
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
+# Dates as customers of each language write them (common/formats/<code>/formats.py).
+FORMAT_MODULE_PATH = ["common.formats"]
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True

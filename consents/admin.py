@@ -2,9 +2,11 @@ from datetime import timedelta
 from functools import partial
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import AdminForm
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q
 from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -209,6 +211,7 @@ def record_consent_view(customer_admin: admin.ModelAdmin, request, object_id):
                 method=form.cleaned_data["method"],
                 occurred_at=form.occurred_at(),
                 note=form.cleaned_data["note"],
+                language=form.cleaned_data["language"],
             )
         except ValidationError as error:
             _add_service_errors(form, error)
@@ -344,6 +347,7 @@ class ConsentEventAdmin(ReadOnlyAdmin):
         "source",
         "method",
         "policy_version",
+        "language",
         "staff_user",
         "recorded_at",
     ]
@@ -367,6 +371,7 @@ class ConsentEventAdmin(ReadOnlyAdmin):
         "source",
         "method",
         "policy_version",
+        "language",
         "wording",
         "ip_address",
         "user_agent",
@@ -528,11 +533,79 @@ class DisclosurePurposeAdmin(admin.ModelAdmin):
         return obj is not None and not obj.disclosures.exists() and super().has_delete_permission(request, obj)
 
 
+def _translated(*names: str) -> list[str]:
+    """name -> name_en, name_de, name_fr (django-modeltranslation's columns)."""
+    return [f"{name}_{code}" for name in names for code in settings.CUSTOMER_LANGUAGES]
+
+
+class MissingTranslationFilter(admin.SimpleListFilter):
+    """Rows still without a text in a language: customers reading it are shown English."""
+
+    title = "missing a translation in"
+    parameter_name = "missing"
+    fields: tuple[str, ...] = ()
+
+    def lookups(self, request, model_admin):
+        return [(code, name) for code, name in settings.LANGUAGES if code in settings.CUSTOMER_LANGUAGES[1:]]
+
+    def queryset(self, request, queryset):
+        code = self.value()
+        if code not in settings.CUSTOMER_LANGUAGES:
+            return queryset
+        missing = Q()
+        for field in self.fields:
+            missing |= Q(**{f"{field}_{code}__isnull": True}) | Q(**{f"{field}_{code}": ""})
+        return queryset.filter(missing)
+
+
+class PurposeMissingTranslationFilter(MissingTranslationFilter):
+    fields = ("name", "wording")
+
+
+class PolicyMissingTranslationFilter(MissingTranslationFilter):
+    fields = ("text",)
+
+
+class TranslatedFieldsForm(forms.ModelForm):
+    """English is required (it is the fallback); the other languages may be added later."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name, field in self.fields.items():
+            if name.rsplit("_", 1)[-1] in settings.CUSTOMER_LANGUAGES[1:]:
+                field.required = False
+
+    def clean(self):
+        cleaned = super().clean()
+        # An empty translation is "missing" (NULL), so the fallback and the filter agree.
+        for name in self.fields:
+            if name.rsplit("_", 1)[-1] in settings.CUSTOMER_LANGUAGES[1:] and cleaned.get(name) == "":
+                cleaned[name] = None
+        return cleaned
+
+
+def _missing_languages(obj) -> str:
+    names = dict(settings.LANGUAGES)
+    return ", ".join(names.get(code, code) for code in obj.missing_languages()) or "none"
+
+
 @admin.register(Purpose)
 class PurposeAdmin(admin.ModelAdmin):
-    list_display = ["name", "code", "is_marketing", "display_order"]
+    form = TranslatedFieldsForm
+    list_display = ["name", "code", "is_marketing", "display_order", "missing_translations"]
     list_editable = ["display_order"]
-    fields = ["code", "name", "wording", "is_marketing", "display_order"]
+    list_filter = [PurposeMissingTranslationFilter]
+    fieldsets = [
+        (None, {"fields": ["code", "is_marketing", "display_order"]}),
+        (
+            "Name and wording per language",
+            {
+                "fields": _translated("name", "wording"),
+                "description": "English is required. A customer reading a language without both a name and a "
+                "wording there is shown the English ones, told so, and the English wording is recorded.",
+            },
+        ),
+    ]
     inlines = [DisclosurePurposeInline]
 
     def get_readonly_fields(self, request, obj=None):
@@ -540,20 +613,26 @@ class PurposeAdmin(admin.ModelAdmin):
         return ["code"] if obj is not None else []
 
     def get_form(self, request, obj=None, change=False, **kwargs):
-        kwargs.setdefault("help_texts", {})["wording"] = (
-            "Exactly what customers are shown. A change applies to new decisions only: "
-            "every recorded decision keeps the wording its customer saw."
-        )
+        help_texts = kwargs.setdefault("help_texts", {})
+        for name in _translated("wording"):
+            help_texts[name] = (
+                "Exactly what customers are shown. A change applies to new decisions only: "
+                "every recorded decision keeps the wording, and the language, its customer saw."
+            )
         return super().get_form(request, obj, change, **kwargs)
+
+    @admin.display(description="missing translations")
+    def missing_translations(self, obj: Purpose) -> str:
+        return _missing_languages(obj)
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
 
-class PolicyVersionForm(forms.ModelForm):
+class PolicyVersionForm(TranslatedFieldsForm):
     class Meta:
         model = PolicyVersion
-        fields = ["version", "effective_at", "text"]
+        fields = ["version", "effective_at", *_translated("text")]
 
     def clean_effective_at(self):
         effective_at = self.cleaned_data["effective_at"]
@@ -569,7 +648,12 @@ class PolicyVersionForm(forms.ModelForm):
 @admin.register(PolicyVersion)
 class PolicyVersionAdmin(admin.ModelAdmin):
     form = PolicyVersionForm
-    list_display = ["version", "effective_at", "is_current"]
+    list_display = ["version", "effective_at", "is_current", "missing_translations"]
+    list_filter = [PolicyMissingTranslationFilter]
+
+    @admin.display(description="missing translations")
+    def missing_translations(self, obj: PolicyVersion) -> str:
+        return _missing_languages(obj)
 
     def get_queryset(self, request):
         return super().get_queryset(request).with_is_current()
@@ -585,7 +669,11 @@ class PolicyVersionAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         # A version that has taken effect is what customers were shown: it stays as it was.
-        return ["version", "effective_at", "text"] if self._in_force(obj) else []
+        if not self._in_force(obj):
+            return []
+        # A missing translation may still be added (customers reading it were shown English until
+        # then, and their events say so); a text that was in force stays as it was.
+        return ["version", "effective_at", *(name for name in _translated("text") if getattr(obj, name, None))]
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return not self._in_force(obj) and obj is not None and super().has_delete_permission(request, obj)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import datetime, time
 
 from django import forms
+from django.conf import settings
 from django.contrib.admin import widgets
 from django.utils import timezone
 from django.utils.html import escape, format_html, format_html_join
 
+from common.languages import customer_language
 from customers.models import Customer
 
 from .models import DataCategory, Disclosure, DisclosurePurpose, Method, Purpose
@@ -27,7 +29,7 @@ class RecordConsentForm(forms.Form):
     # Shown as the admin shows a model's fieldsets (admin.helpers.AdminForm).
     fieldsets = [
         ("The decision", {"fields": ["purpose", "decision"]}),
-        ("How and when the customer told us", {"fields": ["method", "given_on", "note"]}),
+        ("How and when the customer told us", {"fields": ["method", "language", "given_on", "note"]}),
     ]
 
     purpose = forms.ModelChoiceField(queryset=Purpose.objects.all(), empty_label=None)
@@ -38,6 +40,12 @@ class RecordConsentForm(forms.Form):
     )
     method = forms.ChoiceField(
         label="How it was given", choices=STAFF_METHODS, widget=widgets.AdminRadioSelect(attrs={"class": "radiolist"})
+    )
+    language = forms.ChoiceField(
+        label="Language the customer was told in",
+        choices=[],
+        widget=widgets.AdminRadioSelect(attrs={"class": "radiolist"}),
+        help_text="The purpose's wording in this language is recorded (the English one where it has none yet).",
     )
     given_on = forms.DateField(
         label="Date it was given",
@@ -53,6 +61,9 @@ class RecordConsentForm(forms.Form):
     def __init__(self, *args, customer: Customer | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.customer = customer
+        names = dict(settings.LANGUAGES)
+        self.fields["language"].choices = [(code, names.get(code, code)) for code in settings.CUSTOMER_LANGUAGES]
+        self.fields["language"].initial = customer_language(customer.language if customer else None)
 
     def clean_given_on(self):
         given_on = self.cleaned_data["given_on"]

@@ -5,22 +5,26 @@ from html import escape
 from typing import cast
 
 from django import forms
+from django.conf import settings
 from django.forms.utils import flatatt
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.utils.translation import get_language
+from django.utils.translation import gettext_lazy as _
 
+from common.languages import currency_label, current_customer_language, language_name
 from customers.forms import DETAIL_FIELDS
 from customers.models import Customer, normalise_email
 
+from .models import PurposeText
 from .selectors import PurposeState
 
 
 class LinkRequestForm(forms.Form):
     email = forms.EmailField(
-        label="Your email address",
+        label=_("Your email address"),
         max_length=254,
-        help_text="The address our emails reach you at.",
+        help_text=_("The address our emails reach you at."),
         widget=forms.EmailInput(attrs={"autocomplete": "email"}),
     )
 
@@ -40,6 +44,7 @@ class PurposeRow:
     shown: str  # "1": the page showed the box ticked, "0": unticked
     wording_name: str
     wording: str  # a digest of the wording shown
+    text: PurposeText  # the name and wording shown, in the page's language or the fallback
 
 
 def wording_digest(wording: str) -> str:
@@ -62,16 +67,22 @@ class PreferencesForm(forms.Form):
     def __init__(self, *args, choices: list[PurposeState], **kwargs):
         super().__init__(*args, **kwargs)
         self.choices = choices
+        # Each purpose in the page's language (or English where it has none): what is shown,
+        # fingerprinted and, on saving, recorded.
+        language = current_customer_language()
+        self.texts = {choice.purpose.code: choice.purpose.text_in(language) for choice in choices}
         for choice in choices:
             self.fields[self.field_name(choice.purpose.code)] = forms.BooleanField(
-                label=choice.purpose.name, required=False, initial=choice.granted
+                label=self.texts[choice.purpose.code].name, required=False, initial=choice.granted
             )
             # Free text, read leniently: anything but "1" or "0" counts as not said.
             self.fields[self.shown_name(choice.purpose.code)] = forms.CharField(
                 required=False, initial="1" if choice.granted else "0", widget=forms.HiddenInput
             )
             self.fields[self.wording_name(choice.purpose.code)] = forms.CharField(
-                required=False, initial=wording_digest(choice.purpose.wording), widget=forms.HiddenInput
+                required=False,
+                initial=wording_digest(self.texts[choice.purpose.code].wording),
+                widget=forms.HiddenInput,
             )
 
     @staticmethod
@@ -92,11 +103,14 @@ class PreferencesForm(forms.Form):
         for choice in self.choices:
             code = choice.purpose.code
             seen = cleaned.get(self.wording_name(code))
-            if code in changed and seen and seen != wording_digest(choice.purpose.wording):
+            if code in changed and seen and seen != wording_digest(self.texts[code].wording):
                 self.add_error(
                     None,
-                    f"The wording of “{choice.purpose.name}” changed while this page was open. "
-                    "Please read it again below and save once more.",
+                    _(
+                        "The wording of “%(name)s” changed while this page was open. "
+                        "Please read it again below and save once more."
+                    )
+                    % {"name": self.texts[code].name},
                 )
         return cleaned
 
@@ -136,7 +150,8 @@ class PreferencesForm(forms.Form):
                     shown_value,
                     # Always the wording on this page, also when it is shown again after a refusal.
                     self.add_prefix(self.wording_name(choice.purpose.code)),
-                    wording_digest(choice.purpose.wording),
+                    wording_digest(self.texts[choice.purpose.code].wording),
+                    self.texts[choice.purpose.code],
                 )
             )
         return rows
@@ -202,6 +217,11 @@ class DetailsForm(forms.ModelForm):
             field.widget.attrs.setdefault("autocomplete", self.AUTOCOMPLETE.get(name, "off"))
         self.fields["phone"].widget.input_type = "tel"
         self.fields["country"].choices = _country_choices(get_language())
+        # Each language named in itself, as a customer looks for their own in the list.
+        self.fields["language"].choices = [(code, language_name(code)) for code, _name in settings.LANGUAGES]
+        self.fields["currency"].choices = [
+            (code, currency_label(code) if code else label) for code, label in self.fields["currency"].choices
+        ]
 
     def clean(self):
         cleaned = super().clean()
@@ -212,9 +232,9 @@ class DetailsForm(forms.ModelForm):
 
 class EmailChangeForm(forms.Form):
     new_email = forms.EmailField(
-        label="New email address",
+        label=_("New email address"),
         max_length=254,
-        help_text="We will send a link to the new address; the change takes effect when you follow it.",
+        help_text=_("We will send a link to the new address; the change takes effect when you follow it."),
         widget=forms.EmailInput(attrs={"autocomplete": "email"}),
     )
 
@@ -225,5 +245,5 @@ class EmailChangeForm(forms.Form):
     def clean_new_email(self) -> str:
         email = normalise_email(self.cleaned_data["new_email"])
         if email == self.customer.email:
-            raise forms.ValidationError("This is already your address.")
+            raise forms.ValidationError(_("This is already your address."))
         return email

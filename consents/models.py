@@ -1,3 +1,4 @@
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -7,6 +8,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from common.languages import customer_language
 from customers.models import Customer, ThirdParty
 from customers.validators import reject_card_numbers
 
@@ -30,6 +32,47 @@ class Purpose(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def text_in(self, language: str | None) -> "PurposeText":
+        """
+        The name and wording a customer reading `language` is shown: that language's, or, when
+        either is missing there, both in English (a name in one language over a wording in
+        another would be shown, and recorded, as neither).
+        """
+        wanted = customer_language(language)
+        name, wording = getattr(self, f"name_{wanted}", None), getattr(self, f"wording_{wanted}", None)
+        if name and wording:
+            return PurposeText(name=name, wording=wording, language=wanted, wanted=wanted)
+        default = settings.LANGUAGE_CODE
+        return PurposeText(
+            name=getattr(self, f"name_{default}", None) or "",
+            wording=getattr(self, f"wording_{default}", None) or "",
+            language=default,
+            wanted=wanted,
+        )
+
+    def missing_languages(self) -> list[str]:
+        """The complete languages this purpose has no name or wording in yet."""
+        return [
+            code
+            for code in settings.CUSTOMER_LANGUAGES
+            if not (getattr(self, f"name_{code}", None) and getattr(self, f"wording_{code}", None))
+        ]
+
+
+@dataclass(frozen=True)
+class PurposeText:
+    """A purpose as shown in one language: `language` is the one its words are in."""
+
+    name: str
+    wording: str
+    language: str
+    wanted: str
+
+    @property
+    def fell_back(self) -> bool:
+        """No text in the language asked for: the default language's is shown (and recorded)."""
+        return self.language != self.wanted
 
 
 class PolicyVersionQuerySet(models.QuerySet["PolicyVersion"]):
@@ -66,6 +109,29 @@ class PolicyVersion(models.Model):
 
     def __str__(self) -> str:
         return f"Privacy policy {self.version}"
+
+    def text_in(self, language: str | None) -> "PolicyText":
+        """The policy text in `language`, or the English one when it has none there."""
+        wanted = customer_language(language)
+        text = getattr(self, f"text_{wanted}", None)
+        if text:
+            return PolicyText(text=text, language=wanted, wanted=wanted)
+        default = settings.LANGUAGE_CODE
+        return PolicyText(text=getattr(self, f"text_{default}", None) or "", language=default, wanted=wanted)
+
+    def missing_languages(self) -> list[str]:
+        return [code for code in settings.CUSTOMER_LANGUAGES if not getattr(self, f"text_{code}", None)]
+
+
+@dataclass(frozen=True)
+class PolicyText:
+    text: str
+    language: str
+    wanted: str
+
+    @property
+    def fell_back(self) -> bool:
+        return self.language != self.wanted
 
 
 class Source(models.TextChoices):
@@ -122,6 +188,15 @@ class ConsentEvent(models.Model):
     method = models.CharField("collection method", max_length=20, choices=Method.choices, default=Method.WEB)
     policy_version = models.ForeignKey(PolicyVersion, null=True, blank=True, on_delete=models.PROTECT)
     wording = models.TextField("wording shown", blank=True)
+    # Events from before translations existed were all shown in English, hence the default.
+    language = models.CharField(
+        "language shown",
+        max_length=10,
+        default="en",
+        # Also in the database: bulk loaders that write the ledger in SQL (bench/generate.py) name no language.
+        db_default="en",
+        help_text="The language of the wording shown and recorded (English where a translation was missing).",
+    )
     ip_address = models.GenericIPAddressField("IP address", null=True, blank=True)
     user_agent = models.CharField(max_length=500, blank=True)
     staff_user = models.ForeignKey(

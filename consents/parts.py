@@ -49,6 +49,7 @@ class ConsentPart(PersonalDataPart):
                     "method": e.method,
                     "policy_version": e.policy_version.version if e.policy_version else None,
                     "wording": e.wording,
+                    "language": e.language,
                     "ip_address": e.ip_address,
                     "user_agent": e.user_agent,
                     "recorded_by_staff": e.staff_user_id is not None,

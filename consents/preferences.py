@@ -12,8 +12,11 @@ from django.core.mail import EmailMessage
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import translation
+from django.utils.translation import gettext as _
 from django_ratelimit.core import is_ratelimited
 
+from common.languages import customer_language
 from customers.email_changes import email_change_confirmation_issue, email_change_undo_issue
 from customers.models import Customer, PendingEmailChange
 
@@ -82,12 +85,13 @@ def preference_link_send(*, email: str) -> bool:
         "company_name": settings.COMPANY_NAME,
         "company_postal_address": settings.COMPANY_POSTAL_ADDRESS,
     }
-    _send_mail(
-        subject=f"Your link to your {settings.COMPANY_NAME} email preferences",
-        template="consents/email/preference_link.txt",
-        context=context,
-        to=customer.email,
-    )
+    with translation.override(customer_language(customer.language)):
+        _send_mail(
+            subject=_("Your link to your %(company)s email preferences") % {"company": settings.COMPANY_NAME},
+            template="consents/email/preference_link.txt",
+            context=context,
+            to=customer.email,
+        )
     return True
 
 
@@ -112,12 +116,14 @@ def sensitive_link_send(*, customer: Customer, action: SensitiveAction) -> None:
     opens the preference page) does not reach the data export or the address change.
     """
     context = _mail_context(customer, url=sensitive_url(customer, action), action=action.label)
-    _send_mail(
-        subject=f"Your link to {action.label} at {settings.COMPANY_NAME}",
-        template="consents/email/sensitive_link.txt",
-        context=context,
-        to=customer.email,
-    )
+    with translation.override(customer_language(customer.language)):
+        _send_mail(
+            subject=_("Your link to %(action)s at %(company)s")
+            % {"action": action.label, "company": settings.COMPANY_NAME},
+            template="consents/email/sensitive_link.txt",
+            context=context,
+            to=customer.email,
+        )
 
 
 def email_change_confirmation_send(*, change: PendingEmailChange) -> None:
@@ -128,12 +134,13 @@ def email_change_confirmation_send(*, change: PendingEmailChange) -> None:
         new_email=change.new_email,
         url=settings.SITE_URL + reverse("consents:email_confirm", args=[token]),
     )
-    _send_mail(
-        subject=f"Confirm your new email address for {settings.COMPANY_NAME}",
-        template="consents/email/email_change.txt",
-        context=context,
-        to=change.new_email,
-    )
+    with translation.override(customer_language(change.customer.language)):
+        _send_mail(
+            subject=_("Confirm your new email address for %(company)s") % {"company": settings.COMPANY_NAME},
+            template="consents/email/email_change.txt",
+            context=context,
+            to=change.new_email,
+        )
 
 
 def email_change_notice_send(*, change: PendingEmailChange) -> None:
@@ -147,12 +154,13 @@ def email_change_notice_send(*, change: PendingEmailChange) -> None:
         undo_days=settings.EMAIL_CHANGE_UNDO_PERIOD.days,
         url=settings.SITE_URL + reverse("consents:email_undo", args=[token]),
     )
-    _send_mail(
-        subject=f"Your email address at {settings.COMPANY_NAME} was changed",
-        template="consents/email/email_change_notice.txt",
-        context=context,
-        to=change.old_email,
-    )
+    with translation.override(customer_language(change.customer.language)):
+        _send_mail(
+            subject=_("Your email address at %(company)s was changed") % {"company": settings.COMPANY_NAME},
+            template="consents/email/email_change_notice.txt",
+            context=context,
+            to=change.old_email,
+        )
 
 
 # ---------------------------------------------------------------------------------------

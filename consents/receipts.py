@@ -271,7 +271,7 @@ def _dpv_status(event: ConsentEvent, customer: Customer) -> dict[str, Any]:
         "dpv:hasNotice": {
             "@type": "dpv:ConsentNotice",
             "dct:description": event.wording,
-            "dct:language": customer.language,
+            "dct:language": event.language,  # the language the customer was shown
         },
     }
     if policy is not None:

@@ -18,6 +18,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from common.client import client_ip
+from common.languages import current_customer_language, customer_language
 from customers.models import Customer, ThirdParty
 
 from .models import (
@@ -107,6 +108,7 @@ def consent_record(
     occurred_at: datetime | None = None,
     reference: str = "",
     wording: str | None = None,
+    language: str | None = None,
 ) -> ConsentOutcome:
     """
     Record a decision the customer made at `occurred_at` (now when not given).
@@ -117,6 +119,11 @@ def consent_record(
     already has, records nothing. A decision dated in the future, before the customer's record
     existed, or before the first policy version took effect is refused (ValidationError keyed
     `occurred_at`). The event names the policy version in force when the decision was made.
+
+    The wording recorded is the purpose's in `language` (by default the language of the page or
+    mail being answered), or its English one where that language has none; the event records
+    the language of the words it keeps. A caller passing its own `wording` (what a checkout or a
+    sign-up form showed) names its language too; without one it counts as English.
 
     For an erased customer nothing is recorded: a withdrawal from one of their old links
     returns an empty outcome; anything else (a grant, staff, an import) raises CustomerErased.
@@ -137,6 +144,7 @@ def consent_record(
             # is collected about them: an old unsubscribe link is answered without a record.
             return ConsentOutcome(event=None, current=None)
         now = timezone.now()
+        shown = _wording_shown(purpose, wording=wording, language=language)
         decided_at = now
         if occurred_at is not None:
             # A decision made now is never refused (an unsubscribe must always work); a time
@@ -158,7 +166,8 @@ def consent_record(
             source=source,
             method=method or _default_method(source),
             policy_version=PolicyVersion.objects.current(at=decided_at),
-            wording=purpose.wording if wording is None else wording,
+            wording=shown.wording,
+            language=shown.language,
             ip_address=request_meta.ip_address,
             user_agent=request_meta.user_agent,
             staff_user=staff_user,
@@ -178,6 +187,19 @@ def consent_record(
             current.save(update_fields=["granted", "since", "event"])
         consent_changed.send(sender=ConsentEvent, event=event, consent=current)
         return ConsentOutcome(event=event, current=current)
+
+
+@dataclass(frozen=True)
+class _Shown:
+    wording: str
+    language: str
+
+
+def _wording_shown(purpose: Purpose, *, wording: str | None, language: str | None) -> _Shown:
+    if wording is not None:
+        return _Shown(wording=wording, language=customer_language(language))
+    text = purpose.text_in(language or current_customer_language())
+    return _Shown(wording=text.wording, language=text.language)
 
 
 def _check_decision_time(*, decided_at: datetime, now: datetime, customer_created_at: datetime) -> None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 
 from common.tokens import BadToken, SignedLink, TokenInvalid, TokenUnknown, sign, unsign
 from customers.models import Customer
@@ -34,9 +35,9 @@ SENSITIVE_SALT = "consents.sensitive-link"
 
 class SensitiveAction(models.TextChoices):
     # The label completes "We sent you a link to ...".
-    EXPORT = "export", "download your data"
-    EMAIL = "email", "change your email address"
-    ERASE = "erase", "delete your data"
+    EXPORT = "export", _("download your data")
+    EMAIL = "email", _("change your email address")
+    ERASE = "erase", _("delete your data")
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ form posts, which the CSRF check needs: no-referrer would make it send "Origin: 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import uuid
@@ -22,10 +23,14 @@ from django.db.models.functions import Now
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import translation
 from django.utils.cache import add_never_cache_headers
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from common.client import client_ip_for_limits
+from common.languages import currency_label, customer_language, language_name
 from common.prepared import PreparedQuery
 from common.tokens import BadToken, TokenExpired, TokenSuperseded, TokenUnknown, TokenUsed
 from customers.email_changes import (
@@ -79,9 +84,20 @@ def token_page(view=None, *, lookup: CustomerLookup | None = None):
             customer = customer_from_preference_token(token, lookup=lookup)
         except BadToken as error:
             return _private(bad_link(request, error))
-        return _private(view(request, customer, token, *args, **kwargs))
+        with in_customer_language(request, customer):
+            return _private(view(request, customer, token, *args, **kwargs))
 
     return wrapper
+
+
+@contextlib.contextmanager
+def in_customer_language(request: HttpRequest, customer: Customer):
+    """A page reached through a customer's own link is in their preferred language, whatever the browser says."""
+    language = customer_language(customer.language)
+    request.LANGUAGE_CODE = language
+    request.language_from_customer = True
+    with translation.override(language):
+        yield
 
 
 def bad_link(request: HttpRequest, error: BadToken) -> HttpResponse:
@@ -146,7 +162,8 @@ def request_link(request: HttpRequest) -> HttpResponse:
 @require_GET
 def policy(request: HttpRequest) -> HttpResponse:
     current = PolicyVersion.objects.current()
-    return render(request, "consents/policy.html", {"policy": current}, status=200 if current else 404)
+    context = {"policy": current, "policy_text": current.text_in(translation.get_language()) if current else None}
+    return render(request, "consents/policy.html", context, status=200 if current else 404)
 
 
 # ---------------------------------------------------------------------------------------
@@ -232,12 +249,12 @@ def _details_summary(customer: Customer) -> list[tuple[str, str]]:
         if part
     )
     rows = [
-        ("Name", customer.full_name),
-        ("Company", customer.company),
-        ("Address", address),
-        ("Phone", customer.phone.as_international if customer.phone else ""),
-        ("Language", customer.get_language_display() if customer.language else ""),
-        ("Currency", customer.get_currency_display() if customer.currency else ""),
+        (_("Name"), customer.full_name),
+        (_("Company"), customer.company),
+        (_("Address"), address),
+        (_("Phone"), customer.phone.as_international if customer.phone else ""),
+        (_("Language"), language_name(customer.language) if customer.language else ""),
+        (_("Currency"), currency_label(customer.currency) if customer.currency else ""),
     ]
     return [(label, str(value)) for label, value in rows if value]
 
@@ -269,16 +286,16 @@ def preferences(request: HttpRequest, customer: Customer, token: str) -> HttpRes
         customer=customer, wanted=form.wanted(), request_meta=RequestMeta.from_request(request), states=form.choices
     )
     if not events:
-        messages.info(request, "Nothing changed: your choices were already saved.")
+        messages.info(request, _("Nothing changed: your choices were already saved."))
     else:
         granted = [e.purpose.name for e in events if e.granted]
         withdrawn = [e.purpose.name for e in events if not e.granted]
         parts = []
         if granted:
-            parts.append("you agreed to: " + ", ".join(granted))
+            parts.append(_("you agreed to: %(purposes)s") % {"purposes": ", ".join(granted)})
         if withdrawn:
-            parts.append("you no longer agree to: " + ", ".join(withdrawn))
-        messages.success(request, "Your choices are saved; " + "; ".join(parts) + ".")
+            parts.append(_("you no longer agree to: %(purposes)s") % {"purposes": ", ".join(withdrawn)})
+        messages.success(request, _("Your choices are saved; %(changes)s.") % {"changes": "; ".join(parts)})
     return _back(token, "choices")
 
 
@@ -289,9 +306,9 @@ def unsubscribe_all(request: HttpRequest, customer: Customer, token: str) -> Htt
         customer=customer, source=Source.PREFERENCE_PAGE, request_meta=RequestMeta.from_request(request)
     )
     if events:
-        messages.success(request, "You are unsubscribed from all marketing email. It takes effect at once.")
+        messages.success(request, _("You are unsubscribed from all marketing email. It takes effect at once."))
     else:
-        messages.info(request, "You were not subscribed to any marketing email.")
+        messages.info(request, _("You were not subscribed to any marketing email."))
     return _back(token, "choices")
 
 
@@ -308,10 +325,20 @@ def details(request: HttpRequest, customer: Customer, token: str) -> HttpRespons
         data={name: form.cleaned_data[name] for name in form.Meta.fields},
         changed_by="customer",
     )
+    # A new preferred language applies at once: to this message and to the page it leads to.
+    translation.activate(customer_language(form.cleaned_data.get("language") or customer.language))
     if changes:
-        messages.success(request, f"Your details are saved ({len(changes)} corrected).")
+        messages.success(
+            request,
+            ngettext(
+                "Your details are saved (%(count)d corrected).",
+                "Your details are saved (%(count)d corrected).",
+                len(changes),
+            )
+            % {"count": len(changes)},
+        )
     else:
-        messages.info(request, "Nothing changed in your details.")
+        messages.info(request, _("Nothing changed in your details."))
     # Back to the main page, whose summary shows the saved details.
     return _back(token, "details")
 
@@ -335,8 +362,8 @@ def sensitive_link_request(request: HttpRequest, customer: Customer, token: str,
     transaction.on_commit(lambda: tasks.send_sensitive_link.delay(public_id, action))
     messages.success(
         request,
-        f"We sent a link to {customer.email} to {SensitiveAction(action).label}. "
-        f"It works for {_sensitive_minutes()} minutes.",
+        _("We sent a link to %(email)s to %(action)s. It works for %(minutes)d minutes.")
+        % {"email": customer.email, "action": SensitiveAction(action).label, "minutes": _sensitive_minutes()},
     )
     return _back(token, "email" if action == SensitiveAction.EMAIL else "data")
 
@@ -356,7 +383,8 @@ def sensitive(request: HttpRequest, token: str) -> HttpResponse:
         SensitiveAction.EMAIL: _sensitive_email,
         SensitiveAction.ERASE: _sensitive_erase,
     }[link.action]
-    return _private(handler(request, link, token))
+    with in_customer_language(request, link.customer):
+        return _private(handler(request, link, token))
 
 
 def _sensitive_export(request: HttpRequest, link: SensitiveLink, token: str) -> HttpResponse:
@@ -447,20 +475,21 @@ def _email_change_link(
         change = look_up(token)
     except BadToken as error:
         return _private(bad_link(request, error))
-    page = {**context(change), "token": token}
-    if request.method == "GET":
+    with in_customer_language(request, change.customer):
+        page = {**context(change), "token": token}
+        if request.method == "GET":
+            return _private(render(request, template, page))
+        try:
+            change = act(token=token)
+        except BadToken as error:
+            return _private(bad_link(request, error))
+        except ValidationError as error:
+            page["error"] = " ".join(error.messages)
+            return _private(render(request, template, page, status=409))
+        page.update(done(change), done=True)
+        # Links mailed before the change no longer work: here is a fresh one.
+        page["preferences_url"] = reverse("consents:preferences", args=[make_preference_token(change.customer)])
         return _private(render(request, template, page))
-    try:
-        change = act(token=token)
-    except BadToken as error:
-        return _private(bad_link(request, error))
-    except ValidationError as error:
-        page["error"] = " ".join(error.messages)
-        return _private(render(request, template, page, status=409))
-    page.update(done(change), done=True)
-    # Links mailed before the change no longer work: here is a fresh one.
-    page["preferences_url"] = reverse("consents:preferences", args=[make_preference_token(change.customer)])
-    return _private(render(request, template, page))
 
 
 @require_http_methods(["GET", "POST"])

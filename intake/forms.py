@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
+from common.languages import current_customer_language
 from consents.forms import wording_digest
 from consents.models import Purpose
 from customers.models import Product, normalise_email
@@ -15,17 +17,23 @@ class _ConsentBoxes(forms.Form):
     """
 
     email = forms.EmailField(
-        label="Your email address", max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"})
+        label=_("Your email address"), max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"})
     )
     first_name = forms.CharField(
-        label="First name", max_length=150, required=False, widget=forms.TextInput(attrs={"autocomplete": "given-name"})
+        label=_("First name"),
+        max_length=150,
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "given-name"}),
     )
     last_name = forms.CharField(
-        label="Last name", max_length=150, required=False, widget=forms.TextInput(attrs={"autocomplete": "family-name"})
+        label=_("Last name"),
+        max_length=150,
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "family-name"}),
     )
     # Left empty by people (it is hidden from them); bots fill in every field they find.
     website = forms.CharField(
-        label="Leave this field empty",
+        label=_("Leave this field empty"),
         required=False,
         widget=forms.TextInput(attrs={"autocomplete": "off", "tabindex": "-1"}),
     )
@@ -33,13 +41,20 @@ class _ConsentBoxes(forms.Form):
     def __init__(self, *args, purposes: list[Purpose], **kwargs):
         super().__init__(*args, **kwargs)
         self.purposes = purposes
+        # Each purpose in the page's language, or English where it has none; the sign-up keeps
+        # these words and their language (signup_request_create), and records them on confirmation.
+        language = current_customer_language()
+        self.texts = {purpose.code: purpose.text_in(language) for purpose in purposes}
         for purpose in purposes:
             # Never pre-ticked: consent is the visitor's act, not ours.
             self.fields[f"purpose_{purpose.code}"] = forms.BooleanField(
-                label=purpose.name, help_text=purpose.wording, required=False, initial=False
+                label=self.texts[purpose.code].name,
+                help_text=self.texts[purpose.code].wording,
+                required=False,
+                initial=False,
             )
             self.fields[f"wording_{purpose.code}"] = forms.CharField(
-                required=False, initial=wording_digest(purpose.wording), widget=forms.HiddenInput
+                required=False, initial=wording_digest(self.texts[purpose.code].wording), widget=forms.HiddenInput
             )
 
     def clean_email(self) -> str:
@@ -48,10 +63,10 @@ class _ConsentBoxes(forms.Form):
     def clean(self):
         cleaned = super().clean()
         for purpose in self.ticked():
-            if cleaned.get(f"wording_{purpose.code}") != wording_digest(purpose.wording):
+            if cleaned.get(f"wording_{purpose.code}") != wording_digest(self.texts[purpose.code].wording):
                 self.add_error(
                     f"purpose_{purpose.code}",
-                    "The wording of this choice has changed since the page was loaded; please read it again.",
+                    _("The wording of this choice has changed since the page was loaded; please read it again."),
                 )
         return cleaned
 
@@ -74,18 +89,20 @@ class SignupForm(_ConsentBoxes):
     def clean(self):
         cleaned = super().clean()
         if not self.errors and not self.ticked():
-            raise forms.ValidationError("Tick at least one kind of email you would like to receive.")
+            raise forms.ValidationError(_("Tick at least one kind of email you would like to receive."))
         return cleaned
 
 
 class RegistrationForm(_ConsentBoxes):
-    product = forms.ModelChoiceField(label="Product", queryset=Product.objects.all(), empty_label="Choose your product")
-    licence_key = forms.CharField(label="Licence key", max_length=100)
+    product = forms.ModelChoiceField(
+        label=_("Product"), queryset=Product.objects.all(), empty_label=_("Choose your product")
+    )
+    licence_key = forms.CharField(label=_("Licence key"), max_length=100)
     order_reference = forms.CharField(
-        label="Order number (optional)",
+        label=_("Order number (optional)"),
         max_length=100,
         required=False,
-        help_text="From the reseller's receipt, e.g. Paddle's txn_… number.",
+        help_text=_("From the reseller's receipt, e.g. Paddle's txn_… number."),
     )
 
     field_order = ["email", "first_name", "last_name", "product", "licence_key", "order_reference"]

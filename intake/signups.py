@@ -16,8 +16,11 @@ from django.db import transaction
 from django.db.models import Q
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
+from common.languages import customer_language
 from consents.models import Consent, Method, PolicyVersion, Purpose, Source
 from consents.services import RequestMeta, consent_grant
 from consents.tokens import preference_url
@@ -42,10 +45,18 @@ class SignupLinkExpired(Exception):
 class LicenceKeyTaken(ValidationError):
     def __init__(self) -> None:
         super().__init__(
-            "This licence key cannot be registered to this address. If you bought it, contact our support "
-            "with your order number.",
+            _(
+                "This licence key cannot be registered to this address. If you bought it, contact our support "
+                "with your order number."
+            ),
             code="licence_key_taken",
         )
+
+
+def _shown(purpose: Purpose, language: str) -> dict[str, str]:
+    """What the form showed of a purpose, in the words and language the ledger will copy."""
+    text = purpose.text_in(language)
+    return {"code": purpose.code, "name": text.name, "wording": text.wording, "language": text.language}
 
 
 def _max_age() -> timedelta:
@@ -83,7 +94,7 @@ def signup_request_create(
         first_name=first_name.strip(),
         last_name=last_name.strip(),
         language=language,
-        purposes=[{"code": p.code, "name": p.name, "wording": p.wording} for p in purposes],
+        purposes=[_shown(p, language) for p in purposes],
         policy_version=PolicyVersion.objects.current(),
         product=product,
         licence_key=licence_key,
@@ -150,12 +161,15 @@ def signup_request_send(*, signup: SignupRequest) -> bool:
         "company_name": settings.COMPANY_NAME,
         "company_postal_address": settings.COMPANY_POSTAL_ADDRESS,
     }
-    subject = (
-        f"Confirm your product registration with {settings.COMPANY_NAME}"
-        if signup.kind == SignupRequest.Kind.REGISTRATION
-        else f"Confirm your subscription to {settings.COMPANY_NAME}"
-    )
-    EmailMessage(subject=subject, body=render_to_string("intake/email/confirm.txt", context), to=[signup.email]).send()
+    # In the language of the form the visitor filled in.
+    with translation.override(customer_language(signup.language)):
+        subject = (
+            gettext("Confirm your product registration with %(company)s") % {"company": settings.COMPANY_NAME}
+            if signup.kind == SignupRequest.Kind.REGISTRATION
+            else gettext("Confirm your subscription to %(company)s") % {"company": settings.COMPANY_NAME}
+        )
+        body = render_to_string("intake/email/confirm.txt", context)
+    EmailMessage(subject=subject, body=body, to=[signup.email]).send()
     return True
 
 
@@ -205,6 +219,8 @@ def signup_confirm(*, signup: SignupRequest, request_meta: RequestMeta) -> Signu
                 request_meta=request_meta,
                 occurred_at=now,
                 wording=entry["wording"],
+                # Sign-ups from before translations kept no language: they were English.
+                language=entry.get("language", settings.LANGUAGE_CODE),
                 reference=f"signup:{signup.public_id}",
                 note=(
                     f"Double opt-in: asked on the {signup.get_kind_display().lower()} form at "

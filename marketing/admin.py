@@ -21,6 +21,11 @@ from .rendering import PLACEHOLDERS
 from .selectors import segment_audience_sizes
 from .suppression import suppression_add
 
+# The message per language (django-modeltranslation's columns): subject_en, text_body_en, ...
+VARIANT_FIELDS = [
+    f"{name}_{code}" for code in settings.CUSTOMER_LANGUAGES for name in ("subject", "text_body", "html_body")
+]
+
 EDITABLE_FIELDS = ["name", *campaigns.CONTENT_FIELDS, "scheduled_at"]
 
 # Campaigns with no deliveries yet: no progress to count.
@@ -36,6 +41,13 @@ class CampaignForm(forms.ModelForm):
     # Set per request by CampaignAdmin.get_form: the draft is saved to be scheduled, so the time
     # typed in this form ("Send at") is the one the confirmation shows and the schedule uses.
     scheduling = False
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Any language may be left out; Campaign.clean insists on the fallback language's.
+        for name in VARIANT_FIELDS:
+            if name in self.fields:
+                self.fields[name].required = False
 
     def clean(self):
         cleaned_data = super().clean()
@@ -83,7 +95,7 @@ class CampaignAdmin(admin.ModelAdmin):
     list_display = ["name", "purpose", "status", "scheduled_at", "progress"]
     list_filter = ["status", "purpose"]
     list_select_related = ["purpose"]
-    search_fields = ["name", "subject"]
+    search_fields = ["name", "subject_en"]
     autocomplete_fields = ["filter_product"]
     inlines = [CampaignActionInline]
     form = CampaignForm
@@ -93,19 +105,34 @@ class CampaignAdmin(admin.ModelAdmin):
         (
             "Message",
             {
-                "fields": ["subject", "text_body", "html_body", "from_email", "reply_to"],
-                "description": "Placeholders: "
+                "fields": ["fallback_language", "from_email", "reply_to"],
+                "description": "Write the message in each language you want to send it in; every customer receives "
+                "the variant in their preferred language, or the fallback language's. Placeholders: "
                 + ", ".join(f"{{{{ {name} }}}} ({label})" for name, label in PLACEHOLDERS.items())
                 + '. A fallback: {{ first_name|default:"there" }}. Nothing else is allowed; the footer '
-                "(why they receive it, unsubscribe and preference links, postal address) is added to every message.",
+                "(why they receive it, unsubscribe and preference links, postal address) is added to every message, "
+                "in the variant's language.",
             },
         ),
-        ("Audience", {"fields": ["filter_country", "filter_language", "filter_product", "segment"]}),
+        *(
+            (
+                f"Message in {name}",
+                {"fields": [f"subject_{code}", f"text_body_{code}", f"html_body_{code}"], "classes": ["collapse"]}
+                if code != settings.LANGUAGE_CODE
+                else {"fields": [f"subject_{code}", f"text_body_{code}", f"html_body_{code}"]},
+            )
+            for code, name in settings.LANGUAGES
+            if code in settings.CUSTOMER_LANGUAGES
+        ),
+        (
+            "Audience",
+            {"fields": ["filter_country", "filter_language", "filter_product", "segment", "audience_per_variant"]},
+        ),
         ("Sending", {"fields": ["scheduled_at", "created_by", "scheduled_by", "dispatched_at", "finished_at"]}),
     ]
 
     def get_readonly_fields(self, request, obj=None):
-        fixed = ["status", "created_by", "scheduled_by", "dispatched_at", "finished_at"]
+        fixed = ["status", "created_by", "scheduled_by", "dispatched_at", "finished_at", "audience_per_variant"]
         # A form posted for a campaign that is no longer a draft (someone scheduled it since the
         # form was opened) keeps its fields: the refusal is shown beside the text as typed.
         if obj is not None and not obj.is_editable and request.method != "POST":
@@ -114,6 +141,15 @@ class CampaignAdmin(admin.ModelAdmin):
 
     def get_changelist(self, request, **kwargs):
         return CampaignChangeList
+
+    @admin.display(description="audience per language")
+    def audience_per_variant(self, obj: Campaign | None) -> str:
+        """How many customers would receive each variant if the campaign were dispatched now."""
+        if obj is None or obj.pk is None:
+            return "Save the draft to see who receives which language."
+        names = dict(settings.LANGUAGES)
+        counts = selectors.audience_by_variant(obj)
+        return "; ".join(f"{names.get(code, code)}: {count}" for code, count in counts.items()) or "nobody"
 
     @admin.display(description="progress")
     def progress(self, obj: Campaign):
@@ -202,6 +238,7 @@ class CampaignAdmin(admin.ModelAdmin):
                     **_pause_limits(),
                     "schedule_button": SCHEDULE_BUTTON,
                     "send_now_button": SEND_NOW_BUTTON,
+                    "variant_languages": _variant_choices(campaign),
                 }
             )
         return super().change_view(request, object_id, form_url, extra_context)
@@ -349,7 +386,9 @@ class CampaignAdmin(admin.ModelAdmin):
                 # Only staff who may see customer records may fill a test with a real customer's data.
                 lookup = request.POST.get("customer", "") if request.user.has_perm("customers.view_customer") else ""
                 customer = _find_customer(lookup)
-                message = campaigns.campaign_send_test(campaign=campaign, user=request.user, customer=customer)
+                message = campaigns.campaign_send_test(
+                    campaign=campaign, user=request.user, customer=customer, language=_chosen_language(request.POST)
+                )
                 note = f"Test sent to {message.recipient} (no delivery recorded)."
             else:
                 raise ValidationError(f"Unknown action “{action}”.")
@@ -377,7 +416,9 @@ class CampaignAdmin(admin.ModelAdmin):
                 first_name="Ada", last_name="Lovelace", company="Analytical Engines Ltd", email="ada@example.com"
             )
         try:
-            preview = campaigns.campaign_preview(campaign=campaign, customer=customer, user=request.user)
+            preview = campaigns.campaign_preview(
+                campaign=campaign, customer=customer, user=request.user, language=_chosen_language(request.GET)
+            )
         except ValidationError as refused:
             error = " ".join(refused.messages)
         except ValueError as refused:
@@ -392,6 +433,8 @@ class CampaignAdmin(admin.ModelAdmin):
             "error": error,
             "customer": customer,
             "can_view_addresses": can_view_customers,
+            "variant_languages": _variant_choices(campaign),
+            "language": _chosen_language(request.GET) or "",
         }
         return TemplateResponse(request, "admin/marketing/campaign/preview.html", context)
 
@@ -402,6 +445,17 @@ def _pause_limits() -> dict[str, str]:
         "pause_complaint_limit": f"{settings.MARKETING_PAUSE_COMPLAINT_RATE:.2%}",
         "pause_min_sample": str(settings.MARKETING_PAUSE_MIN_SAMPLE),
     }
+
+
+def _variant_choices(campaign: Campaign) -> list[tuple[str, str]]:
+    names = dict(settings.LANGUAGES)
+    return [(code, names.get(code, code)) for code in campaign.variant_languages()]
+
+
+def _chosen_language(data) -> str | None:
+    """A preview or test in one language (?language=de); None: the customer's own."""
+    language = data.get("language", "")
+    return language if language in settings.CUSTOMER_LANGUAGES else None
 
 
 def _find_customer(query: str) -> Customer | None:

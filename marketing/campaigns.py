@@ -35,9 +35,8 @@ logger = logging.getLogger(__name__)
 # The fields a copy takes over from the campaign it duplicates: what it says and to whom.
 CONTENT_FIELDS = (
     "purpose",
-    "subject",
-    "text_body",
-    "html_body",
+    *(f"{name}_{code}" for code in settings.CUSTOMER_LANGUAGES for name in ("subject", "text_body", "html_body")),
+    "fallback_language",
     "from_email",
     "reply_to",
     "filter_country",
@@ -390,16 +389,19 @@ def _stand_in(customer: Customer, *, email: str) -> Customer:
         company=customer.company,
         job_title=customer.job_title,
         country=customer.country,
+        language=customer.language,
     )
 
 
-def campaign_preview(*, campaign: Campaign, customer: Customer, user: User) -> OutgoingMessage:
+def campaign_preview(
+    *, campaign: Campaign, customer: Customer, user: User, language: str | None = None
+) -> OutgoingMessage:
     """
     The message as `customer` would receive it, with dead links in place of their live
     preference and unsubscribe links. A preview of a real customer is a look at their data:
     it is recorded in the access log.
     """
-    message = CampaignMessageBuilder(campaign).build(_stand_in(customer, email=customer.email))
+    message = CampaignMessageBuilder(campaign, language=language).build(_stand_in(customer, email=customer.email))
     if customer.pk is not None:
         access_log_record(
             staff_user=user,
@@ -410,8 +412,13 @@ def campaign_preview(*, campaign: Campaign, customer: Customer, user: User) -> O
     return message
 
 
-def campaign_send_test(*, campaign: Campaign, user: User, customer: Customer | None = None) -> OutgoingMessage:
-    """Send the campaign, marked as a test, to the staff user's own address. Creates no delivery."""
+def campaign_send_test(
+    *, campaign: Campaign, user: User, customer: Customer | None = None, language: str | None = None
+) -> OutgoingMessage:
+    """
+    Send the campaign, marked as a test, to the staff user's own address. Creates no delivery.
+    `language`: the variant to test (by default the customer's, or the fallback).
+    """
     if not getattr(user, "email", ""):
         raise CampaignActionRefused("Your staff account has no email address to send the test to.")
     campaign.full_clean()
@@ -420,7 +427,7 @@ def campaign_send_test(*, campaign: Campaign, user: User, customer: Customer | N
         last_name=getattr(user, "last_name", ""),
         company=settings.COMPANY_NAME,
     )
-    message = CampaignMessageBuilder(campaign).build(_stand_in(source, email=user.email), test=True)
+    message = CampaignMessageBuilder(campaign, language=language).build(_stand_in(source, email=user.email), test=True)
     sender = Sender()
     try:
         sender.send(message)
@@ -428,5 +435,5 @@ def campaign_send_test(*, campaign: Campaign, user: User, customer: Customer | N
         raise CampaignActionRefused(f"The test could not be sent: {error}") from error
     finally:
         sender.close()
-    _log(campaign, CampaignAction.Action.TEST_SENT, user, note=f"to {user.email}")
+    _log(campaign, CampaignAction.Action.TEST_SENT, user, note=f"to {user.email} ({message.language})")
     return message

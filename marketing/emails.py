@@ -24,12 +24,14 @@ from django.conf import settings
 from django.core.mail import EmailMessage as DjangoEmailMessage
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import translation
 
+from common.languages import customer_language
 from consents.tokens import make_preference_token
 from customers.models import Customer
 
 from .models import Campaign
-from .rendering import compile_template
+from .rendering import CompiledTemplate, compile_template
 from .tokens import make_unsubscribe_token
 
 # Stand-ins for the per-recipient links inside the footer rendered once per campaign.
@@ -138,29 +140,37 @@ class OutgoingMessage:
     html: str
     headers: dict[str, str] = field(default_factory=dict)
     data: bytes = b""
+    language: str = "en"  # of the variant sent
+
+
+@dataclass
+class _Variant:
+    """
+    What is the same for every recipient of one variant and footer language: the compiled
+    templates of the variant's language, and the footer in the customer's language (a French
+    reader of the English fallback still reads how to unsubscribe in French).
+    """
+
+    language: str
+    subject: CompiledTemplate
+    text: CompiledTemplate
+    html: CompiledTemplate | None
+    text_footer: str
+    html_footer: str
+    html_layout: str
 
 
 class CampaignMessageBuilder:
-    """Prepared once per campaign (per batch); `build(customer)` per message."""
+    """Prepared once per campaign (per batch) and language; `build(customer)` per message."""
 
-    def __init__(self, campaign: Campaign):
+    def __init__(self, campaign: Campaign, *, language: str | None = None):
         self.campaign = campaign
-        self.subject = compile_template(campaign.subject)
-        self.text = compile_template(campaign.text_body)
-        self.html = compile_template(campaign.html_body) if campaign.html_body.strip() else None
+        # A preview or test send in one language; otherwise each customer's own (variant_for).
+        self.language = language
+        self._variants: dict[tuple[str, str], _Variant] = {}
         self.envelope_from = parseaddr(campaign.from_email)[1] or parseaddr(settings.DEFAULT_FROM_EMAIL)[1]
         self.domain = list_domain()
         purpose = campaign.purpose
-        footer_context = {
-            "purpose": purpose,
-            "unsubscribe_url": _UNSUBSCRIBE,
-            "preference_url": _PREFERENCES,
-            "company_name": settings.COMPANY_NAME,
-            "postal_address": settings.COMPANY_POSTAL_ADDRESS,
-        }
-        self.text_footer = render_to_string("email/footer.txt", footer_context)
-        self.html_footer = render_to_string("email/footer.html", footer_context)
-        self.html_layout = render_to_string("email/layout.html", {"body": "\x00BODY\x00", **footer_context})
         fixed = [
             ("From", _header_value(campaign.from_email)),
             ("List-Id", f"{_header_text(purpose.name)} <{purpose.code.replace('_', '-')}.{self.domain}>"),
@@ -179,6 +189,39 @@ class CampaignMessageBuilder:
         self.unsubscribe_prefix = settings.SITE_URL + reverse("marketing:unsubscribe", args=[_LINK_SLOT])
         self.preference_prefix = settings.SITE_URL + reverse("consents:preferences", args=[_LINK_SLOT])
 
+    def variant_for(self, customer: Customer) -> _Variant:
+        """
+        The variant in the customer's language, or the campaign's fallback, with the footer in the
+        customer's language; prepared once per pair of languages, not per message.
+        """
+        reader = customer_language(self.language or customer.language)
+        key = (self.campaign.language_for(reader), reader)
+        variant = self._variants.get(key)
+        if variant is None:
+            variant = self._variants[key] = self._prepare(*key)
+        return variant
+
+    def _prepare(self, language: str, reader: str) -> _Variant:
+        content = self.campaign.content_in(language)
+        with translation.override(reader):
+            footer_context = {
+                "purpose": self.campaign.purpose.text_in(reader),
+                "content_language": language,
+                "unsubscribe_url": _UNSUBSCRIBE,
+                "preference_url": _PREFERENCES,
+                "company_name": settings.COMPANY_NAME,
+                "postal_address": settings.COMPANY_POSTAL_ADDRESS,
+            }
+            return _Variant(
+                language=language,
+                subject=compile_template(content.subject),
+                text=compile_template(content.text_body),
+                html=compile_template(content.html_body) if content.html_body.strip() else None,
+                text_footer=render_to_string("email/footer.txt", footer_context),
+                html_footer=render_to_string("email/footer.html", footer_context),
+                html_layout=render_to_string("email/layout.html", {"body": "\x00BODY\x00", **footer_context}),
+            )
+
     def new_message_id(self, delivery_id: int | None = None) -> str:
         """
         <campaign.delivery.random@list domain>: a provider's report that quotes the Message-ID
@@ -191,6 +234,7 @@ class CampaignMessageBuilder:
         return f"<{self.campaign.public_id.hex[:12]}.{delivery_id}.{secrets.token_hex(12)}@{self.domain}>"
 
     def build(self, customer: Customer, *, test: bool = False, delivery_id: int | None = None) -> OutgoingMessage:
+        variant = self.variant_for(customer)
         values = placeholder_values(customer)
         unsubscribe = self.unsubscribe_prefix.replace(
             _LINK_SLOT,
@@ -201,23 +245,23 @@ class CampaignMessageBuilder:
             ),
         )
         preferences = self.preference_prefix.replace(_LINK_SLOT, make_preference_token(customer))
-        subject = " ".join(self.subject.render(values).split())
+        subject = " ".join(variant.subject.render(values).split())
         if test:
             subject = f"[TEST] {subject}"
         text = (
-            self.text.render(values).rstrip()
+            variant.text.render(values).rstrip()
             + "\n\n"
-            + self.text_footer.replace(_UNSUBSCRIBE, unsubscribe).replace(_PREFERENCES, preferences)
+            + variant.text_footer.replace(_UNSUBSCRIBE, unsubscribe).replace(_PREFERENCES, preferences)
         )
         html = ""
-        if self.html is not None:
-            html_footer = self.html_footer.replace(_UNSUBSCRIBE, unsubscribe).replace(_PREFERENCES, preferences)
-            body = self.html.render(values, escape=True)
+        if variant.html is not None:
+            html_footer = variant.html_footer.replace(_UNSUBSCRIBE, unsubscribe).replace(_PREFERENCES, preferences)
+            body = variant.html.render(values, escape=True)
             if "</body>" in body:
                 html = body.replace("</body>", html_footer + "</body>", 1)
             else:
                 html = (
-                    self.html_layout.replace("\x00BODY\x00", body)
+                    variant.html_layout.replace("\x00BODY\x00", body)
                     .replace(_UNSUBSCRIBE, unsubscribe)
                     .replace(_PREFERENCES, preferences)
                 )
@@ -228,6 +272,7 @@ class CampaignMessageBuilder:
             "Date": formatdate(usegmt=True),
             "Message-ID": message_id,
             "List-Unsubscribe": f"<{unsubscribe}>",
+            "Content-Language": variant.language,
         }
         if test:
             headers["X-Test-Message"] = "yes"
@@ -240,6 +285,7 @@ class CampaignMessageBuilder:
             text=text,
             html=html,
             headers=dict(all_headers),
+            language=variant.language,
         )
         message.data = _compose(all_headers, text, html)
         return message

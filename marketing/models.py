@@ -1,13 +1,15 @@
 import uuid
+from dataclasses import dataclass
 from typing import ClassVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
-from django.utils import timezone
+from django.utils import timezone, translation
 from django_countries.fields import CountryField
 
+from common.languages import customer_language
 from consents.models import Purpose
 from customers.models import Customer, Product
 from privacy.models import AccessLog
@@ -86,6 +88,16 @@ class AudienceSegment(models.Model):
             raise ValidationError(errors)
 
 
+@dataclass(frozen=True)
+class CampaignContent:
+    """One language's variant of a campaign."""
+
+    language: str
+    subject: str
+    text_body: str
+    html_body: str
+
+
 class Campaign(models.Model):
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
@@ -110,6 +122,12 @@ class Campaign(models.Model):
     )
     html_body = models.TextField(
         "HTML body", blank=True, help_text="Optional. Sent as an alternative to the text body."
+    )
+    fallback_language = models.CharField(
+        max_length=10,
+        default="en",
+        choices=[(code, name) for code, name in settings.LANGUAGES if code in settings.CUSTOMER_LANGUAGES],
+        help_text="Customers whose language has no variant of this campaign receive this language's.",
     )
     from_email = models.CharField("from address", max_length=254, default=_default_from)
     reply_to = models.CharField("reply-to address", max_length=254, blank=True, default=_default_reply_to)
@@ -179,20 +197,65 @@ class Campaign(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args, **kwargs):
+        # The untranslated columns (subject, text_body, html_body) hold the fallback variant:
+        # django-modeltranslation fills them with the active language's, which may have none.
+        with translation.override(self.fallback_language or settings.LANGUAGE_CODE):
+            super().save(*args, **kwargs)
+
     @property
     def is_editable(self) -> bool:
         return self.status == self.Status.DRAFT
 
+    def clean_fields(self, exclude=None):
+        # The untranslated columns are the fallback variant's copy (save); each language's own
+        # columns are the ones staff fill in, checked in clean().
+        super().clean_fields(exclude={*(exclude or ()), "subject", "text_body", "html_body"})
+
+    def has_variant(self, language: str) -> bool:
+        """A variant needs a subject and a text body in its language (the HTML body is optional)."""
+        return bool(getattr(self, f"subject_{language}", None) and getattr(self, f"text_body_{language}", None))
+
+    def variant_languages(self) -> list[str]:
+        return [code for code in settings.CUSTOMER_LANGUAGES if self.has_variant(code)]
+
+    def language_for(self, language: str | None) -> str:
+        """The language of the variant a customer preferring `language` receives: theirs, else the fallback."""
+        wanted = customer_language(language)
+        return wanted if self.has_variant(wanted) else self.fallback_language
+
+    def content_in(self, language: str) -> "CampaignContent":
+        """Subject, text and HTML body of the variant in `language` (its own columns, never another's)."""
+        return CampaignContent(
+            language=language,
+            subject=getattr(self, f"subject_{language}", None) or "",
+            text_body=getattr(self, f"text_body_{language}", None) or "",
+            html_body=getattr(self, f"html_body_{language}", None) or "",
+        )
+
     def clean(self) -> None:
         super().clean()
         errors = {}
-        for field in ("subject", "text_body", "html_body"):
-            try:
-                check_template(getattr(self, field) or "")
-            except TemplateRefused as error:
-                errors[field] = str(error)
-        if "\n" in (self.subject or "") or "\r" in (self.subject or ""):
-            errors["subject"] = "The subject must be a single line."
+        for code in settings.CUSTOMER_LANGUAGES:
+            for name in ("subject", "text_body", "html_body"):
+                field = f"{name}_{code}"
+                try:
+                    check_template(getattr(self, field, None) or "")
+                except TemplateRefused as error:
+                    errors[field] = str(error)
+            subject = getattr(self, f"subject_{code}", None) or ""
+            if "\n" in subject or "\r" in subject:
+                errors[f"subject_{code}"] = "The subject must be a single line."
+            elif bool(subject) != bool(getattr(self, f"text_body_{code}", None)):
+                errors[f"subject_{code}" if not subject else f"text_body_{code}"] = (
+                    "A language's variant needs both a subject and a text body (or neither)."
+                )
+        fallback = self.fallback_language
+        if not errors and fallback and not self.has_variant(fallback):
+            errors[f"subject_{fallback}"] = (
+                f"The fallback language ({dict(settings.LANGUAGES).get(fallback, fallback)}) needs a subject "
+                "and a text body: customers whose language has no variant receive it."
+            )
         if self.purpose_id and not Purpose.objects.filter(pk=self.purpose_id, is_marketing=True).exists():
             errors["purpose"] = "Campaigns can only be sent for a marketing purpose."
         if errors:

@@ -54,6 +54,19 @@ def campaigns_cancelled_counts(*, campaign_ids: list[int]) -> dict[int, int]:
     return counts
 
 
+def audience_by_variant(campaign: Campaign) -> dict[str, int]:
+    """
+    How many of the audience receive each language's variant (one grouped COUNT): customers
+    whose language has no variant receive the fallback's, counted with it.
+    """
+    counts: dict[str, int] = dict.fromkeys(campaign.variant_languages(), 0)
+    for language, count in sql.audience_count_by_language(campaign):
+        variant = campaign.language_for(language)
+        counts[variant] = counts.get(variant, 0) + count
+    order = list(settings.CUSTOMER_LANGUAGES)
+    return dict(sorted(counts.items(), key=lambda item: order.index(item[0])))
+
+
 def audience_size(campaign: Campaign) -> int:
     """Customers who would receive the campaign if it were dispatched now (one COUNT query)."""
     return sql.audience_count(campaign)

@@ -59,6 +59,7 @@ _CUSTOMER_FIELDS_FOR_SENDING = (
     "company",
     "job_title",
     "country",
+    "language",  # which variant of the campaign
 )
 
 

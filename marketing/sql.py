@@ -170,6 +170,15 @@ def audience_count(campaign: Campaign) -> int:
         return cursor.fetchone()[0]
 
 
+def audience_count_by_language(campaign: Campaign) -> list[tuple[str, int]]:
+    where, params = audience_where(campaign)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT c.language, COUNT(*) FROM {table(Customer)} c WHERE {where} GROUP BY c.language", params
+        )
+        return cursor.fetchall()
+
+
 def insert_deliveries(campaign: Campaign, now) -> int:
     """One INSERT … SELECT creates every delivery; existing rows are left alone (ON CONFLICT)."""
     where, params = audience_where(campaign)

@@ -9,9 +9,12 @@ The signed token is the credential, so that one case is exempt from the CSRF che
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import translation
+from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods
 
+from common.languages import customer_language
 from consents.models import Consent, Source
 from consents.services import RequestMeta, consent_withdraw
 from consents.tokens import BadToken, preference_url
@@ -39,9 +42,22 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     except BadToken as error:
         response = render(request, "marketing/unsubscribe_invalid.html", {"message": str(error)}, status=400)
         return _token_page(response)
+    # The page and the one-click answer are in the customer's preferred language.
+    language = customer_language(target.customer.language)
+    request.LANGUAGE_CODE = language
+    request.language_from_customer = True
+    with translation.override(language):
+        return _answer(request, token, target)
+
+
+def _answer(request: HttpRequest, token: str, target: UnsubscribeTarget) -> HttpResponse:
     if _is_one_click(request):
         _withdraw(request, target, Source.ONE_CLICK)
-        response = HttpResponse(f"Unsubscribed from {target.purpose.name}.\n", content_type="text/plain; charset=utf-8")
+        response = HttpResponse(
+            _("Unsubscribed from %(purpose)s.") % {"purpose": target.purpose.text_in(request.LANGUAGE_CODE).name}
+            + "\n",
+            content_type="text/plain; charset=utf-8",
+        )
         return _token_page(response)
     return _token_page(_page(request, token=token, target=target))
 
@@ -50,7 +66,8 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
 def _page(request: HttpRequest, *, token: str, target: UnsubscribeTarget) -> HttpResponse:
     context = {
         "token": token,
-        "purpose": target.purpose,
+        # Its name and wording in the customer's language, or English where it has none.
+        "purpose": target.purpose.text_in(request.LANGUAGE_CODE),
         "preference_url": preference_url(target.customer) if not target.customer.is_erased else "",
     }
     if request.method == "POST":

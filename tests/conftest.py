@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 import pytest
 from django.conf import settings
 from django.db import connections, transaction
+from django.utils import translation
 from pytest_django.fixtures import _disable_migrations, _get_databases_for_setup
 
 from common import database_roles
@@ -198,3 +199,15 @@ def log_output():
     yield stream
     for handler, old in zip(handlers, previous, strict=True):
         handler.setStream(old)
+
+
+@pytest.fixture(autouse=True)
+def _site_language():
+    """
+    Every test starts in the site's language: a request that chose a customer's language leaves it
+    active in the thread (LocaleMiddleware does not reset it), and modeltranslation reads and
+    writes a model's `subject` or `wording` in the active language.
+    """
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.activate(settings.LANGUAGE_CODE)

@@ -431,3 +431,13 @@ def test_a_nul_character_in_a_name_that_is_looked_up_is_invalid_input_not_a_serv
     response = every_scope.post(url, body, format="json")
 
     problem(response, 400, "invalid_input")
+
+
+def test_a_nul_character_in_a_looked_up_code_is_a_bad_request_not_a_server_error(ada):
+    # PostgreSQL cannot hold NUL in a text parameter: the lookup must refuse it before the query.
+    ProductFactory()
+    body = {"customer": str(ada.public_id), "product": "photoforge\x00pro"}
+    response = client_with(Scope.REGISTRATIONS_WRITE).post(f"{V1}/registrations/", body, format="json")
+    assert response.status_code == 400
+    assert "product" in response.content.decode()
+    assert not ProductRegistration.objects.filter(customer=ada).exists()

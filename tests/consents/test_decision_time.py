@@ -185,6 +185,7 @@ def record_by_phone(client, customer, newsletter, *, given_on: str, decision="gr
             "purpose": newsletter.pk,
             "decision": decision,
             "method": "phone",
+            "language": "en",
             "given_on": given_on,
             "note": "customer phoned, call ref 5120",
         },

@@ -35,6 +35,7 @@ def record_form(purpose, decision):
         "purpose": purpose.pk,
         "decision": decision,
         "method": "phone",
+        "language": "en",
         "given_on": timezone.localdate().isoformat(),
         "note": "customer phoned, call ref 5120",
     }

@@ -92,6 +92,8 @@ def test_the_runtime_role_cannot_change_a_decision_even_in_redaction_mode(graces
             "UPDATE consents_consentevent SET granted = false WHERE id = %s",
             "UPDATE consents_consentevent SET occurred_at = occurred_at - interval '1 year' WHERE id = %s",
             "UPDATE consents_consentevent SET wording = 'anything' WHERE id = %s",
+            # The language the customer was shown is part of the proof, like the words.
+            "UPDATE consents_consentevent SET language = 'de' WHERE id = %s",
             "UPDATE consents_consentevent SET customer_id = customer_id + 1 WHERE id = %s",
         ):
             _refused(statement, [graces_proof.pk], match="never changed or deleted", redaction=redaction)

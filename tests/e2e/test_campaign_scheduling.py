@@ -104,7 +104,7 @@ def test_schedule_for_a_future_time_sends_only_after_the_confirmation(staff_page
     # Unschedule: a draft again, its fields editable.
     page.click("input[value='Unschedule (back to draft)']")
     assert "Unscheduled" in page.locator(".messagelist").inner_text()
-    assert page.locator("#id_subject").is_editable()
+    assert page.locator("#id_subject_en").is_editable()
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.DRAFT
 

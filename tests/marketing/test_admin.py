@@ -36,9 +36,10 @@ def test_a_draft_with_a_broken_template_is_refused_with_the_error_and_not_saved(
         {
             "name": "Leaky",
             "purpose": purpose("newsletter").pk,
-            "subject": "Hi {{ first_name }}",
-            "text_body": "{{ settings.SECRET_KEY }}",
-            "html_body": "",
+            "subject_en": "Hi {{ first_name }}",
+            "text_body_en": "{{ settings.SECRET_KEY }}",
+            "html_body_en": "",
+            "fallback_language": "en",
             "from_email": "news@example.com",
             "reply_to": "",
             "actions-TOTAL_FORMS": "0",
@@ -215,9 +216,10 @@ def draft_form(campaign, **changes) -> dict[str, str]:
     data = {
         "name": campaign.name,
         "purpose": str(campaign.purpose_id),
-        "subject": campaign.subject,
-        "text_body": campaign.text_body,
-        "html_body": campaign.html_body,
+        "subject_en": campaign.subject_en,
+        "text_body_en": campaign.text_body_en,
+        "html_body_en": campaign.html_body_en,
+        "fallback_language": campaign.fallback_language,
         "from_email": campaign.from_email,
         "reply_to": campaign.reply_to,
         "filter_country": "",
@@ -236,7 +238,7 @@ def draft_form(campaign, **changes) -> dict[str, str]:
 def test_a_draft_form_saves_the_changes_and_records_who(admin_client, make_campaign, staff_user):
     campaign = make_campaign()
     response = admin_client.post(
-        f"/admin/marketing/campaign/{campaign.pk}/change/", draft_form(campaign, subject="Summer news")
+        f"/admin/marketing/campaign/{campaign.pk}/change/", draft_form(campaign, subject_en="Summer news")
     )
     assert response.status_code == 302
     campaign.refresh_from_db()
@@ -258,7 +260,7 @@ def test_a_sending_campaign_cannot_be_edited_and_a_stale_form_loses_nothing(
 
     # when Ada saves her stale form with a new subject
     response = admin_client.post(
-        f"/admin/marketing/campaign/{campaign.pk}/change/", draft_form(campaign, subject="Edited too late")
+        f"/admin/marketing/campaign/{campaign.pk}/change/", draft_form(campaign, subject_en="Edited too late")
     )
 
     # then the form comes back with the reason and her text, and nothing was saved
@@ -291,7 +293,7 @@ def test_a_draft_scheduled_while_its_form_is_being_saved_is_refused_as_a_form_er
 
     monkeypatch.setattr(CampaignAdmin, "get_object", scheduled_right_after_reading)
     response = admin_client.post(
-        f"/admin/marketing/campaign/{campaign.pk}/change/", draft_form(campaign, subject="Edited too late")
+        f"/admin/marketing/campaign/{campaign.pk}/change/", draft_form(campaign, subject_en="Edited too late")
     )
 
     assert response.status_code == 200

@@ -169,7 +169,9 @@ def test_a_scheduled_campaign_goes_back_to_a_draft_that_can_be_edited(admin_clie
     assert campaign.status == Campaign.Status.DRAFT
     assert campaign.scheduled_at is not None and campaign.scheduled_by is None
     assert "Unscheduled" in admin_client.get(response["Location"]).content.decode()
-    admin_client.post(change_url(campaign), draft_form(campaign, subject="Spring news", **typed(campaign.scheduled_at)))
+    admin_client.post(
+        change_url(campaign), draft_form(campaign, subject_en="Spring news", **typed(campaign.scheduled_at))
+    )
     campaign.refresh_from_db()
     assert campaign.subject == "Spring news"
     assert campaign.actions.filter(action=CampaignAction.Action.UNSCHEDULED, staff_user=staff_user).exists()

@@ -46,9 +46,10 @@ def test_a_campaign_with_a_broken_template_is_refused_on_save_with_the_error(pur
     with pytest.raises(ValidationError) as refused:
         campaign.full_clean()
     errors = refused.value.message_dict
-    assert "Line 2: “{{ settings.SECRET_KEY }}” is not allowed" in errors["text_body"][0]
-    assert "“{% debug %}</p>” is not allowed" in errors["html_body"][0]
-    assert "subject" not in errors
+    # The English variant's fields (each language has its own).
+    assert "Line 2: “{{ settings.SECRET_KEY }}” is not allowed" in errors["text_body_en"][0]
+    assert "“{% debug %}</p>” is not allowed" in errors["html_body_en"][0]
+    assert "subject_en" not in errors
 
 
 def test_a_campaign_cannot_use_a_purpose_that_is_not_marketing(purposes):
