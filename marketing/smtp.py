@@ -16,7 +16,9 @@ import smtplib
 from django.core.mail import get_connection
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 
+from common.dkim import configured_key, sign_message
 from common.logging import mask_emails
+from common.mail import DkimSigningBackend
 
 from .emails import OutgoingMessage, PrebuiltEmail
 
@@ -55,10 +57,19 @@ class Sender:
     """One connection for a batch. SMTP backends get the raw bytes; others (console, tests) a wrapper."""
 
     def __init__(self) -> None:
-        self.backend = get_connection(fail_silently=False)
+        backend = get_connection(fail_silently=False)
+        if isinstance(backend, DkimSigningBackend):
+            # Campaign messages are signed here, on the bytes built for them; the wrapper would
+            # parse each one back into an object first.
+            backend = backend.backend
+        self.backend = backend
         self.is_smtp = isinstance(self.backend, SMTPBackend)
+        self.dkim_key = configured_key()
 
     def send(self, message: OutgoingMessage) -> None:
+        if self.dkim_key is not None:
+            # message.data becomes the bytes that went out (signed), for the SMTP and other backends alike.
+            message.data = sign_message(message.data, self.dkim_key)
         if not self.is_smtp:
             self.backend.send_messages([PrebuiltEmail(message)])
             return
