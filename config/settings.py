@@ -374,6 +374,13 @@ MARKETING_SENDING_TIMEOUT = timedelta(
 # flight anywhere, nothing sent) gets its batches enqueued again by the beat tick: the
 # broker lost the tasks (a Redis restarted without persistence) or a dead worker held them.
 MARKETING_STALL_TIMEOUT = timedelta(seconds=env.int("MARKETING_STALL_SECONDS", default=180))
+# Frequency cap: a customer receives at most MARKETING_MAX_PER_CUSTOMER marketing messages (of any
+# campaign) per MARKETING_CAP_DAYS; a message beyond it is skipped ("frequency cap") when its row
+# is claimed. 0 (the default) is unlimited.
+MARKETING_MAX_PER_CUSTOMER = env.int("MARKETING_MAX_PER_CUSTOMER", default=0)
+MARKETING_CAP_DAYS = env.int("MARKETING_CAP_DAYS", default=7)
+if MARKETING_MAX_PER_CUSTOMER < 0 or MARKETING_CAP_DAYS < 1:
+    raise ImproperlyConfigured("MARKETING_MAX_PER_CUSTOMER must be 0 or more and MARKETING_CAP_DAYS at least 1.")
 # Identifies the list in every message (List-Id) and the Message-ID domain.
 MARKETING_LIST_DOMAIN = env.str("MARKETING_LIST_DOMAIN", default="")
 MARKETING_REPLY_TO = env.str("MARKETING_REPLY_TO", default="")

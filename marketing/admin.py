@@ -1,4 +1,5 @@
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -195,9 +196,10 @@ class CampaignAdmin(admin.ModelAdmin):
                     "percent": round(100 * done / total) if total else 0,
                     "cancelled_count": cancelled,
                     "skipped_other": counts["skipped"] - cancelled,
-                    "audience_size": selectors.audience_size(campaign)
+                    "audience": selectors.audience_estimate(campaign)
                     if campaign.status in (Campaign.Status.DRAFT, Campaign.Status.SCHEDULED)
                     else None,
+                    "frequency_cap": _frequency_cap_text(),
                     "can_change": self.has_change_permission(request, campaign),
                     "can_add": self.has_add_permission(request),
                     "can_unschedule": campaign.dispatched_at is None
@@ -220,7 +222,8 @@ class CampaignAdmin(admin.ModelAdmin):
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "original": campaign,
-            "audience_size": selectors.audience_size(campaign),
+            "audience": selectors.audience_estimate(campaign),
+            "frequency_cap": _frequency_cap_text(),
             **context,
         }
         return TemplateResponse(request, f"admin/marketing/campaign/{template}", context)
@@ -363,6 +366,15 @@ class CampaignAdmin(admin.ModelAdmin):
             "can_view_addresses": can_view_customers,
         }
         return TemplateResponse(request, "admin/marketing/campaign/preview.html", context)
+
+
+def _frequency_cap_text() -> str:
+    """The cap as staff read it ("3 messages per 7 days"), or "" when there is none."""
+    cap = settings.MARKETING_MAX_PER_CUSTOMER
+    if cap <= 0:
+        return ""
+    days = settings.MARKETING_CAP_DAYS
+    return f"{cap} message{'s' if cap != 1 else ''} per {days} day{'s' if days != 1 else ''}"
 
 
 def _find_customer(query: str) -> Customer | None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from django.db.models import Count
+from django.utils import timezone
 
 from . import sql
 from .models import Campaign, Delivery
@@ -51,3 +55,35 @@ def campaigns_cancelled_counts(*, campaign_ids: list[int]) -> dict[int, int]:
 def audience_size(campaign: Campaign) -> int:
     """Customers who would receive the campaign if it were dispatched now (one COUNT query)."""
     return sql.audience_count(campaign)
+
+
+@dataclass(frozen=True)
+class AudienceEstimate:
+    consenting: int  # customers in the audience now (consenting, not erased, not suppressed, in the filters)
+    capped: int  # of them, those the frequency cap would skip now
+
+    @property
+    def reachable(self) -> int:
+        return self.consenting - self.capped
+
+
+def audience_estimate(campaign: Campaign, *, now: datetime | None = None) -> AudienceEstimate:
+    """The audience now and how many of it the frequency cap would skip, in one query."""
+    consenting, capped = sql.audience_counts(campaign, now=now or timezone.now())
+    return AudienceEstimate(consenting=consenting, capped=capped)
+
+
+def campaigns_skip_reason_counts(*, campaign_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Skipped deliveries per reason for each campaign, in one query."""
+    counts = {pk: dict.fromkeys(Delivery.SkipReason.values[1:], 0) for pk in campaign_ids}
+    if not campaign_ids:
+        return counts
+    rows = (
+        Delivery.objects.filter(campaign_id__in=campaign_ids, status=Delivery.Status.SKIPPED)
+        .values("campaign_id", "skip_reason")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for row in rows:
+        counts[row["campaign_id"]][row["skip_reason"]] = row["n"]
+    return counts
