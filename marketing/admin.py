@@ -13,7 +13,7 @@ from django.utils.html import format_html
 from customers.admin import ReadOnlyAdmin
 from customers.models import Customer
 
-from . import campaigns, exports, selectors, tasks
+from . import campaigns, charts, exports, selectors, tasks
 from .models import Campaign, CampaignAction, Delivery, ExportLog, Suppression
 from .rendering import PLACEHOLDERS
 from .suppression import suppression_add
@@ -72,9 +72,11 @@ class CampaignChangeList(ChangeList):
         cancelled = selectors.campaigns_cancelled_counts(
             campaign_ids=[c.pk for c in self.result_list if c.status == Campaign.Status.CANCELLED]
         )
+        rates = selectors.campaigns_rates(campaigns=[c for c in self.result_list if c.status not in NOT_STARTED])
         for campaign in self.result_list:
             campaign.status_counts = counts.get(campaign.pk)
             campaign.cancelled_count = cancelled.get(campaign.pk)
+            campaign.report_rates = rates.get(campaign.pk)
 
 
 class CampaignActionInline(admin.TabularInline):
@@ -90,7 +92,17 @@ class CampaignActionInline(admin.TabularInline):
 
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
-    list_display = ["name", "purpose", "status", "scheduled_at", "progress"]
+    list_display = [
+        "name",
+        "purpose",
+        "status",
+        "scheduled_at",
+        "progress",
+        "sent",
+        "bounce_rate",
+        "complaint_rate",
+        "unsubscribe_rate",
+    ]
     list_filter = ["status", "purpose"]
     list_select_related = ["purpose"]
     search_fields = ["name", "subject"]
@@ -142,6 +154,36 @@ class CampaignAdmin(admin.ModelAdmin):
         done = total - counts["queued"] - counts["sending"]
         return format_html('<progress max="{}" value="{}"></progress> {}/{}', total or 1, done, done, total)
 
+    def _rates(self, obj: Campaign) -> selectors.CampaignRates | None:
+        if obj.status in NOT_STARTED:
+            return None
+        rates = getattr(obj, "report_rates", None)  # set for the changelist page by CampaignChangeList
+        return rates if rates is not None else selectors.campaigns_rates(campaigns=[obj])[obj.pk]
+
+    def _rate_cell(self, obj: Campaign, field: str):
+        rates = self._rates(obj)
+        if rates is None or not rates.sent:
+            return "–"
+        value = getattr(rates, field)
+        return format_html('{} <span class="quiet">({})</span>', f"{rates.rate(value):.1%}", value)
+
+    @admin.display(description="sent")
+    def sent(self, obj: Campaign):
+        rates = self._rates(obj)
+        return "–" if rates is None else rates.sent
+
+    @admin.display(description="bounced")
+    def bounce_rate(self, obj: Campaign):
+        return self._rate_cell(obj, "bounced")
+
+    @admin.display(description="complained")
+    def complaint_rate(self, obj: Campaign):
+        return self._rate_cell(obj, "complained")
+
+    @admin.display(description="unsubscribed")
+    def unsubscribe_rate(self, obj: Campaign):
+        return self._rate_cell(obj, "unsubscribed")
+
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
         # A class made for this request (modelform_factory): the attribute is this request's alone.
@@ -188,8 +230,20 @@ class CampaignAdmin(admin.ModelAdmin):
             cancelled = (
                 selectors.campaigns_cancelled_counts(campaign_ids=[campaign.pk])[campaign.pk] if is_cancelled else 0
             )
+            report_context = {}
+            if campaign.status not in NOT_STARTED:
+                interval = request.GET.get("report")
+                report = selectors.campaign_report(
+                    campaign, interval=interval if interval in selectors.INTERVALS else None
+                )
+                report_context = {
+                    "report": report,
+                    "report_figures": charts.report_figures(report),
+                    "report_charts": charts.report_charts(report),
+                }
             extra_context.update(
                 {
+                    **report_context,
                     "counts": counts,
                     "total": total,
                     "done": done,
