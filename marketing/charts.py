@@ -54,6 +54,18 @@ def _svg(chart) -> SafeString:
     return mark_safe(svg)  # noqa: S308 (pygal escapes every label and value it draws; no input of ours is HTML)
 
 
+def integer_ticks(highest: int, *, most: int = 8) -> list[int]:
+    """Whole-number y-axis ticks (counts of messages have no fractions): 1, 2 or 5 times a power of ten apart."""
+    highest = max(1, highest)
+    step = 1
+    while highest / step > most:
+        for factor in (2, 5, 10):
+            if highest / (step * factor) <= most or factor == 10:
+                step *= factor
+                break
+    return list(range(0, highest + step, step)) if highest % step else list(range(0, highest + 1, step))
+
+
 def _label(start: datetime, interval: str) -> str:
     return f"{start:%d %b %H:%M}" if interval == "hour" else f"{start:%d %b}"
 
@@ -86,9 +98,15 @@ def report_charts(report: CampaignReport) -> list[Chart]:
     """Messages sent per hour or day, and the responses (unsubscribes, bounces, complaints) per hour or day."""
     per = "hour (UTC)" if report.interval == "hour" else "day (UTC)"
     labels = [_label(b.start, report.interval) for b in report.series]
-    sent = pygal.Bar(**_config(f"Messages sent per {per}", labels, show_legend=False))
+    most_sent = max((b.sent for b in report.series), default=0)
+    most_responses = max((b.unsubscribed + b.bounced + b.complained for b in report.series), default=0)
+    sent = pygal.Bar(
+        **_config(f"Messages sent per {per}", labels, show_legend=False, y_labels=integer_ticks(most_sent))
+    )
     sent.add("Sent", [b.sent for b in report.series])
-    responses = pygal.StackedBar(**_config(f"Unsubscribes, bounces and complaints per {per}", labels))
+    responses = pygal.StackedBar(
+        **_config(f"Unsubscribes, bounces and complaints per {per}", labels, y_labels=integer_ticks(most_responses))
+    )
     responses.style = Style(**{**STYLE.to_dict(), "colors": STYLE.colors[1:]})
     responses.add("Unsubscribed", [b.unsubscribed for b in report.series])
     responses.add("Bounced", [b.bounced for b in report.series])
@@ -120,7 +138,7 @@ class Figure:
     label: str
     count: int
     rate: str  # "12.5%", or a dash when there is nothing to divide by
-    basis: str  # "of deliveries" or "of sent"
+    basis: str  # "deliveries" (the outcomes) or "sent" (the responses to the messages sent)
     indent: bool = False
 
 
@@ -133,8 +151,8 @@ def _percent(value: float, denominator: int) -> str:
 def report_figures(report: CampaignReport) -> list[Figure]:
     """The report's figures as the page's table lists them: the outcomes, then the responses."""
     rates = report.rates
-    deliveries = "of deliveries"
-    sent = "of messages sent"
+    deliveries = "deliveries"
+    sent = "sent"
     skip_labels = dict(Delivery.SkipReason.choices)
     figures = [
         Figure("sent", "Sent", report.sent, _percent(rates["sent"], report.total), deliveries),
