@@ -18,6 +18,7 @@ from enum import StrEnum
 from urllib.parse import urlparse
 
 import dkim
+import dkim.dnsplug
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db.models import Count, Exists, OuterRef, Q
@@ -58,14 +59,20 @@ class ReadinessCheck:
         return self.level != Level.FAIL
 
 
-def sender_readiness(*, now: datetime | None = None, audit_withdrawals: bool = True) -> list[ReadinessCheck]:
+def sender_readiness(
+    *, now: datetime | None = None, audit_withdrawals: bool = True, dns: bool = False
+) -> list[ReadinessCheck]:
     """
     The checks in the order they are shown. A constant number of queries (about six); with
     `audit_withdrawals` one of them looks at every message of the last 30 days (an index look-up
-    in the ledger each): fine for the command, heavy for a page shown on every visit.
+    in the ledger each): fine for the command, heavy for a page shown on every visit. With `dns`,
+    the DKIM record published in DNS is looked up and compared with the configured key.
     """
     now = now or timezone.now()
-    checks = [dkim_check(), *alignment_checks(), one_click_check()]
+    checks = [dkim_check()]
+    if dns:
+        checks.append(published_record_check())
+    checks += [*alignment_checks(), one_click_check()]
     checks += rate_checks(now=now)
     checks.append(withdrawal_check(now=now, audit=audit_withdrawals))
     return checks
@@ -94,6 +101,44 @@ def dkim_check() -> ReadinessCheck:
         f"{key.algorithm} with selector {key.selector!r} for {key.domain}; publish at {key.dns_name()}: "
         f"{key.dns_record()}",
     )
+
+
+def _public_key(record: str) -> str:
+    tags = {
+        name.strip(): value.strip()
+        for name, _, value in (tag.partition("=") for tag in record.split(";") if "=" in tag)
+    }
+    return re.sub(r"\s+", "", tags.get("p", ""))
+
+
+def published_record_check(lookup=None) -> ReadinessCheck:
+    """The TXT record at <selector>._domainkey.<domain> holds the configured key's public half."""
+    title = "DKIM record in DNS"
+    try:
+        key = configured_key()
+    except ImproperlyConfigured:
+        key = None
+    if key is None:
+        return ReadinessCheck("dkim_dns", title, Level.FAIL, "DKIM is not configured: no record to look up.")
+    lookup = lookup or dkim.dnsplug.get_txt
+    try:
+        found = lookup(f"{key.dns_name()}.".encode("ascii"), timeout=5)
+    except dkim.DnsTimeoutError as error:
+        return ReadinessCheck("dkim_dns", title, Level.WARN, f"The look-up of {key.dns_name()} failed: {error}.")
+    if not found:
+        return ReadinessCheck(
+            "dkim_dns", title, Level.FAIL, f"No TXT record at {key.dns_name()}: publish {key.dns_record()}"
+        )
+    published = found.decode("ascii", "replace")
+    if _public_key(published) != _public_key(key.dns_record()):
+        return ReadinessCheck(
+            "dkim_dns",
+            title,
+            Level.FAIL,
+            f"The record at {key.dns_name()} holds another key than DKIM_PRIVATE_KEY's: receivers will reject "
+            f"the signatures. Publish {key.dns_record()}",
+        )
+    return ReadinessCheck("dkim_dns", title, Level.PASS, f"{key.dns_name()} publishes the configured key.")
 
 
 def alignment_checks() -> list[ReadinessCheck]:

@@ -173,3 +173,23 @@ def test_the_checks_take_a_constant_number_of_queries(ready_sender, make_campaig
     sent_messages(50, make_campaign=make_campaign)
     with django_assert_max_num_queries(8):
         readiness.sender_readiness()
+
+
+def test_the_published_dkim_record_must_hold_the_configured_key(ready_sender, settings):
+    key = common_dkim.configured_key()
+    published = {f"{key.dns_name()}.".encode(): key.dns_record().encode()}
+
+    def lookup(name, timeout=5):
+        return published.get(name)
+
+    assert readiness.published_record_check(lookup).level == Level.PASS
+    published[f"{key.dns_name()}.".encode()] = generate_key("rsa-sha256")[1].encode()
+    wrong = readiness.published_record_check(lookup)
+    assert wrong.level == Level.FAIL
+    assert "another key" in wrong.detail
+    published.clear()
+    missing = readiness.published_record_check(lookup)
+    assert (missing.level, missing.detail.startswith("No TXT record at s2026._domainkey.example.com")) == (
+        Level.FAIL,
+        True,
+    )

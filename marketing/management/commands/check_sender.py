@@ -18,9 +18,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--json", action="store_true", help="Print the checks as JSON.")
         parser.add_argument("--strict", action="store_true", help="Exit non-zero on a warning too.")
+        parser.add_argument(
+            "--dns", action="store_true", help="Also look up the DKIM record in DNS and compare it with the key."
+        )
 
     def handle(self, *args, **options):
-        checks = sender_readiness()
+        checks = sender_readiness(dns=options["dns"])
         if options["json"]:
             self.stdout.write(
                 json.dumps(
