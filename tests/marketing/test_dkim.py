@@ -220,3 +220,35 @@ def test_alignment_is_by_domain_not_by_suffix():
     assert is_aligned("news.example.com", "example.com")
     assert not is_aligned("badexample.com", "example.com")
     assert not is_aligned("", "example.com")
+
+
+def test_the_settings_put_the_signing_backend_in_front_and_refuse_half_a_configuration(tmp_path):
+    from tests.test_settings import run_manage
+
+    key_file = tmp_path / "dkim.pem"
+    key_file.write_text(generate_key("ed25519-sha256")[0])
+    probe = "from django.conf import settings; print(settings.EMAIL_BACKEND, settings.DKIM_SIGNED_EMAIL_BACKEND)"
+    configured = run_manage(
+        "shell",
+        "-c",
+        probe,
+        env_overrides={
+            "DKIM_DOMAIN": "Example.com",
+            "DKIM_SELECTOR": "s1",
+            "DKIM_PRIVATE_KEY": str(key_file),
+            "DKIM_ALGORITHM": "ed25519-sha256",
+            "EMAIL_URL": "smtp://relay.example.com:25",
+        },
+    )
+    assert configured.stdout.split()[-2:] == [
+        "common.mail.DkimSigningBackend",
+        "django.core.mail.backends.smtp.EmailBackend",
+    ], configured.stderr
+    half = run_manage("check", env_overrides={"DKIM_DOMAIN": "example.com"})
+    assert half.returncode != 0
+    assert "DKIM_SELECTOR and DKIM_PRIVATE_KEY are required" in half.stderr
+    unreadable = run_manage(
+        "check", env_overrides={"DKIM_DOMAIN": "example.com", "DKIM_SELECTOR": "s1", "DKIM_PRIVATE_KEY": "/nowhere.pem"}
+    )
+    assert unreadable.returncode != 0
+    assert "common.E001" in unreadable.stderr
