@@ -124,4 +124,7 @@ class DkimSigningBackend(BaseEmailBackend):
         return self.backend.close()
 
     def send_messages(self, email_messages):
+        if getattr(self.backend, "esp_name", None):
+            # A provider's API (anymail) reads the message's fields, not its bytes, and signs itself.
+            return self.backend.send_messages(email_messages)
         return self.backend.send_messages([sign_email(message) for message in email_messages])

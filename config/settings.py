@@ -9,6 +9,7 @@ import ipaddress
 from datetime import timedelta
 from email.utils import getaddresses
 from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -192,12 +193,70 @@ STORAGES = {
 }
 
 # Email: printed to the console unless EMAIL_URL names an SMTP relay
-# (smtp+tls://user:password@smtp.example.com:587).
-EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+# (smtp+tls://user:password@smtp.example.com:587) or a mail provider's API through
+# django-anymail (anymail+postmark://SERVER_TOKEN@, see _anymail_email_config).
+ANYMAIL_ESPS = ("amazon_ses", "brevo", "mailgun", "postal", "postmark", "sendgrid")
+# Webhooks (/anymail/<esp>/tracking/) answer only posts with this HTTP basic auth ("user:password").
+ANYMAIL = {"WEBHOOK_SECRET": env.str("ANYMAIL_WEBHOOK_SECRET", default="")}
+
+
+def _anymail_email_config(url: str) -> tuple[dict, dict]:
+    """
+    EMAIL_URL=anymail+<esp>://<api key>@<api host>?<option>=<value>: the provider's API through
+    django-anymail. The key is the user part (postmark: the server token; amazon_ses: none, boto3
+    reads the AWS_* variables); the host, where given, is the provider's API host (mailgun:
+    api.eu.mailgun.net; postal: the server's own host, required); amazon_ses takes ?region=.
+    Returns (Django email settings, ANYMAIL entries).
+    """
+    # "amazon_ses" is not a valid URL scheme (no "_"): split the scheme off by hand.
+    scheme, _, rest = url.partition("://")
+    esp = scheme.split("+", 1)[1]
+    parts = urlsplit("//" + rest)
+    if esp not in ANYMAIL_ESPS:
+        raise ImproperlyConfigured(f"EMAIL_URL: anymail+{esp} is not one of anymail+{', anymail+'.join(ANYMAIL_ESPS)}.")
+    key = unquote(parts.username or "")
+    host = parts.hostname or ""
+    options = dict(parse_qsl(parts.query))
+    entries: dict = {}
+    if esp == "amazon_ses":
+        if options.get("region"):
+            entries["AMAZON_SES_CLIENT_PARAMS"] = {"region_name": options["region"]}
+    elif not key:
+        raise ImproperlyConfigured(f"EMAIL_URL: anymail+{esp}:// needs the API key before the @.")
+    elif esp == "postmark":
+        entries["POSTMARK_SERVER_TOKEN"] = key
+    else:
+        entries[f"{esp.upper()}_API_KEY"] = key
+    if esp == "mailgun" and host:
+        entries["MAILGUN_API_URL"] = f"https://{host}/v3"
+    if esp == "postal":
+        if not host:
+            raise ImproperlyConfigured("EMAIL_URL: anymail+postal://KEY@postal.example.com needs the Postal host.")
+        entries["POSTAL_API_URL"] = f"https://{host}"
+    return {"EMAIL_BACKEND": f"anymail.backends.{esp}.EmailBackend"}, entries
+
+
+_email_url = env.str("EMAIL_URL", default="consolemail://")
+if _email_url.startswith("anymail+"):
+    EMAIL_CONFIG, _anymail_entries = _anymail_email_config(_email_url)
+    ANYMAIL.update(_anymail_entries)
+else:
+    EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 if EMAIL_CONFIG["EMAIL_BACKEND"] == "django.core.mail.backends.console.EmailBackend":
     # Printed mail is a log like any other: addresses are masked.
     EMAIL_CONFIG["EMAIL_BACKEND"] = "common.mail.MaskedConsoleBackend"
 vars().update(EMAIL_CONFIG)
+# The providers' own signatures on their webhooks, checked by anymail where it can (each
+# provider's page of the README says where to find the key). Mailgun and Postal webhooks
+# need theirs; SendGrid's is optional (basic auth alone is then checked).
+for _name in ("MAILGUN_WEBHOOK_SIGNING_KEY", "POSTAL_WEBHOOK_KEY", "SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY"):
+    if env.str(_name, default=""):
+        ANYMAIL[_name] = env.str(_name)
+# Amazon SNS asks to confirm a new subscription; anymail confirms it when the request carries
+# the webhook secret (it calls SNS with the AWS_* credentials).
+ANYMAIL["AMAZON_SES_AUTO_CONFIRM_SNS_SUBSCRIPTIONS"] = env.bool(
+    "AMAZON_SES_AUTO_CONFIRM_SNS_SUBSCRIPTIONS", default=True
+)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Example Software <news@example.com>")
 # DKIM (RFC 6376): with DKIM_DOMAIN set, every message the site sends is signed with this key
 # (`python manage.py dkim_keygen` makes one and prints the DNS record). DKIM_PRIVATE_KEY is the
@@ -211,9 +270,10 @@ if DKIM_ALGORITHM not in ("rsa-sha256", "ed25519-sha256"):
     raise ImproperlyConfigured(f"DKIM_ALGORITHM must be rsa-sha256 or ed25519-sha256, not {DKIM_ALGORITHM!r}.")
 if DKIM_DOMAIN and not (DKIM_SELECTOR and DKIM_PRIVATE_KEY):
     raise ImproperlyConfigured("DKIM_DOMAIN is set: DKIM_SELECTOR and DKIM_PRIVATE_KEY are required too.")
-# The backend EMAIL_URL names, behind the signing one.
+# The backend EMAIL_URL names, behind the signing one. A provider's API (anymail) builds each
+# message itself and signs it with the domain verified at the provider: nothing to sign here.
 DKIM_SIGNED_EMAIL_BACKEND = EMAIL_CONFIG["EMAIL_BACKEND"]
-if DKIM_DOMAIN:
+if DKIM_DOMAIN and not DKIM_SIGNED_EMAIL_BACKEND.startswith("anymail."):
     EMAIL_BACKEND = "common.mail.DkimSigningBackend"
 SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
 COMPANY_NAME = env.str("COMPANY_NAME", default="Example Software Ltd")
@@ -384,6 +444,15 @@ if MARKETING_MAX_PER_CUSTOMER < 0 or MARKETING_CAP_DAYS < 1:
 # Identifies the list in every message (List-Id) and the Message-ID domain.
 MARKETING_LIST_DOMAIN = env.str("MARKETING_LIST_DOMAIN", default="")
 MARKETING_REPLY_TO = env.str("MARKETING_REPLY_TO", default="")
+# Provider feedback (marketing/feedback.py): this many soft bounces (messages deferred or
+# bounced for a temporary reason) of one address within the window suppress it.
+MARKETING_SOFT_BOUNCE_LIMIT = env.int("MARKETING_SOFT_BOUNCE_LIMIT", default=3)
+MARKETING_SOFT_BOUNCE_WINDOW_DAYS = env.int("MARKETING_SOFT_BOUNCE_WINDOW_DAYS", default=30)
+# A sending campaign pauses itself when its hard-bounce or complaint rate (a fraction: 0.05 is
+# 5%) exceeds these, once it has sent at least MARKETING_PAUSE_MIN_SAMPLE messages.
+MARKETING_PAUSE_BOUNCE_RATE = env.float("MARKETING_PAUSE_BOUNCE_RATE", default=0.05)
+MARKETING_PAUSE_COMPLAINT_RATE = env.float("MARKETING_PAUSE_COMPLAINT_RATE", default=0.003)
+MARKETING_PAUSE_MIN_SAMPLE = env.int("MARKETING_PAUSE_MIN_SAMPLE", default=200)
 CELERY_BEAT_SCHEDULE["marketing-dispatch-due-campaigns"] = {
     "task": "marketing.tasks.campaigns_tick",
     "schedule": 60.0,

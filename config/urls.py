@@ -30,5 +30,7 @@ urlpatterns = [
     path("", include("intake.urls")),
     path("api/", include("api.urls")),
     path("", include("marketing.urls")),
+    # Mail providers' tracking webhooks at django-anymail's standard addresses: /anymail/<esp>/tracking/
+    path("anymail/", include("marketing.webhooks")),
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
 ]

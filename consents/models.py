@@ -73,6 +73,8 @@ class Source(models.TextChoices):
     RESELLER_CHECKOUT = "reseller_checkout", "Reseller checkout"
     STAFF = "staff", "Staff on behalf of the customer"
     IMPORT = "import", "Import"
+    PROVIDER_COMPLAINT = "provider_complaint", "Spam complaint reported by the mail provider"
+    PROVIDER_UNSUBSCRIBE = "provider_unsubscribe", "Unsubscribe at the mail provider"
 
 
 class Method(models.TextChoices):

@@ -65,7 +65,14 @@ class CustomerErased(ValidationError):
 
 # Where a decision comes from the customer themselves (an old link in an email): for an erased
 # customer such a withdrawal is answered without a record. Anyone else is told of the erasure.
-_ANSWERED_WITHOUT_RECORD_WHEN_ERASED = {Source.ONE_CLICK, Source.UNSUBSCRIBE_LINK, Source.PREFERENCE_PAGE}
+# A mail provider's report of a complaint or an unsubscribe is the customer's own "no" too.
+_ANSWERED_WITHOUT_RECORD_WHEN_ERASED = {
+    Source.ONE_CLICK,
+    Source.UNSUBSCRIBE_LINK,
+    Source.PREFERENCE_PAGE,
+    Source.PROVIDER_COMPLAINT,
+    Source.PROVIDER_UNSUBSCRIBE,
+}
 
 
 # Decisions arriving from browsers and other machines may carry a time a little ahead of ours.
@@ -241,6 +248,8 @@ def _default_method(source: str) -> str:
         Source.SIGNUP_FORM: Method.WEB,
         Source.UNSUBSCRIBE_LINK: Method.EMAIL_LINK,
         Source.ONE_CLICK: Method.EMAIL_LINK,
+        Source.PROVIDER_UNSUBSCRIBE: Method.EMAIL_LINK,
+        Source.PROVIDER_COMPLAINT: Method.EMAIL,
         Source.IMPORT: Method.IMPORT,
     }.get(source, Method.WEB)
 

@@ -14,7 +14,7 @@ from customers.admin import ReadOnlyAdmin
 from customers.models import Customer
 
 from . import campaigns, charts, exports, selectors, tasks
-from .models import Campaign, CampaignAction, Delivery, ExportLog, Suppression
+from .models import Campaign, CampaignAction, Delivery, DeliveryEvent, ExportLog, Suppression
 from .rendering import PLACEHOLDERS
 from .suppression import suppression_add
 
@@ -201,6 +201,7 @@ class CampaignAdmin(admin.ModelAdmin):
             path("<int:pk>/action/<str:action>/", wrap(self.action_view), name="marketing_campaign_action"),
             path("<int:pk>/schedule/", wrap(self.schedule_view), name="marketing_campaign_schedule"),
             path("<int:pk>/send-now/", wrap(self.send_now_view), name="marketing_campaign_send_now"),
+            path("<int:pk>/resume/", wrap(self.resume_view), name="marketing_campaign_resume"),
             path("<int:pk>/preview/", wrap(self.preview_view), name="marketing_campaign_preview"),
             *super().get_urls(),
         ]
@@ -245,6 +246,11 @@ class CampaignAdmin(admin.ModelAdmin):
                     "can_unschedule": campaign.dispatched_at is None
                     and campaign.status in (Campaign.Status.SCHEDULED, Campaign.Status.PAUSED),
                     "is_sending": campaign.status == Campaign.Status.SENDING,
+                    "paused_itself": campaign.status == Campaign.Status.PAUSED and bool(campaign.pause_reason),
+                    "pause_figures": selectors.campaign_feedback_rates(campaign)
+                    if campaign.status == Campaign.Status.PAUSED
+                    else None,
+                    **_pause_limits(),
                     "schedule_button": SCHEDULE_BUTTON,
                     "send_now_button": SEND_NOW_BUTTON,
                 }
@@ -333,6 +339,39 @@ class CampaignAdmin(admin.ModelAdmin):
             return back
         return self._confirmation(request, campaign, "confirm_send_now.html", title=f"Send “{campaign.name}” now?")
 
+    def resume_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """
+        "Resume, sending the N messages still queued?" with the figures that paused it, if it
+        paused itself: whoever confirms is recorded as the one who decided to go on.
+        """
+        campaign = self._campaign_to_change(request, pk)
+        back = HttpResponseRedirect(reverse("admin:marketing_campaign_change", args=[pk]))
+        if campaign.status != Campaign.Status.PAUSED:
+            self.message_user(
+                request,
+                f"Only a paused campaign can be resumed; this one is {campaign.get_status_display()}.",
+                messages.ERROR,
+            )
+            return back
+        if request.method == "POST":
+            try:
+                tasks.work_enqueue(campaigns.campaign_resume(campaign=campaign, user=request.user))
+            except ValidationError as refused:
+                self.message_user(request, " ".join(refused.messages), messages.ERROR)
+            else:
+                note = "Resumed with the messages still queued. You are recorded as the one who resumed it."
+                self.message_user(request, note, messages.SUCCESS)
+            return back
+        return self._confirmation(
+            request,
+            campaign,
+            "confirm_resume.html",
+            title=f"Resume “{campaign.name}”?",
+            queued=selectors.campaign_status_counts(campaign)["queued"],
+            pause_figures=selectors.campaign_feedback_rates(campaign),
+            **_pause_limits(),
+        )
+
     def action_view(self, request: HttpRequest, pk: int, action: str) -> HttpResponse:
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
@@ -346,8 +385,8 @@ class CampaignAdmin(admin.ModelAdmin):
                 campaigns.campaign_pause(campaign=campaign, user=request.user)
                 note = "Paused: no new messages are claimed. Resume continues with the queued ones."
             elif action == "resume":
-                tasks.work_enqueue(campaigns.campaign_resume(campaign=campaign, user=request.user))
-                note = "Resumed with the messages still queued."
+                # Resuming is decided on its confirmation page, which shows what paused it.
+                return HttpResponseRedirect(reverse("admin:marketing_campaign_resume", args=[pk]))
             elif action == "cancel":
                 campaigns.campaign_cancel(campaign=campaign, user=request.user)
                 note = "Cancelled: queued messages are skipped."
@@ -417,6 +456,14 @@ def _frequency_cap_text() -> str:
     return f"{cap} message{'s' if cap != 1 else ''} per {days} day{'s' if days != 1 else ''}"
 
 
+def _pause_limits() -> dict[str, str]:
+    return {
+        "pause_bounce_limit": f"{settings.MARKETING_PAUSE_BOUNCE_RATE:.1%}",
+        "pause_complaint_limit": f"{settings.MARKETING_PAUSE_COMPLAINT_RATE:.2%}",
+        "pause_min_sample": str(settings.MARKETING_PAUSE_MIN_SAMPLE),
+    }
+
+
 def _find_customer(query: str) -> Customer | None:
     return Customer.objects.not_erased().by_email_or_public_id(query).first()
 
@@ -463,6 +510,28 @@ class DeliveryAdmin(ReadOnlyAdmin):
     @admin.display(description="recipient")
     def recipient_without_address(self, obj: Delivery) -> str:
         return f"customer {obj.customer.public_id}"
+
+
+@admin.register(DeliveryEvent)
+class DeliveryEventAdmin(ReadOnlyAdmin):
+    """What the mail providers reported (their webhooks write these; nobody edits them)."""
+
+    list_display = ["occurred_at", "provider", "kind", "campaign", "effect"]
+    list_filter = ["kind", "provider", "effect", "campaign"]
+    list_select_related = ["campaign"]
+    show_full_result_count = False
+    fields = [
+        "occurred_at",
+        "received_at",
+        "provider",
+        "provider_event_id",
+        "kind",
+        "campaign",
+        "delivery",
+        "reason",
+        "effect",
+    ]
+    readonly_fields = fields
 
 
 class SuppressionForm(forms.ModelForm):

@@ -7,6 +7,7 @@ hands it to `tasks.work_enqueue`, which enqueues it after commit.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -14,7 +15,10 @@ from datetime import datetime
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
+from django.core.mail import EmailMessage, mail_admins
 from django.db import transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 
 from customers.models import Customer
@@ -23,7 +27,10 @@ from .access import AccessLog, access_log_record
 from .dispatch import SendWork, batch_ranges
 from .emails import CampaignMessageBuilder, OutgoingMessage
 from .models import Campaign, CampaignAction, Delivery
+from .selectors import campaign_feedback_rates
 from .smtp import PermanentSendError, Sender, TransientSendError
+
+logger = logging.getLogger(__name__)
 
 # The fields a copy takes over from the campaign it duplicates: what it says and to whom.
 CONTENT_FIELDS = (
@@ -73,7 +80,17 @@ def _change_state(
         raise _refusal(current, refused)
     note = change(current)
     _log(current, action, user, note)
-    for name in ("status", "scheduled_at", "scheduled_by_id", "dispatched_at", "finished_at"):
+    for name in (
+        "status",
+        "scheduled_at",
+        "scheduled_by_id",
+        "dispatched_at",
+        "finished_at",
+        "paused_at",
+        "pause_reason",
+        "resumed_at",
+        "resumed_by_id",
+    ):
         setattr(campaign, name, getattr(current, name))
     return current
 
@@ -194,7 +211,9 @@ def campaign_pause(*, campaign: Campaign, user: AbstractBaseUser | None) -> Camp
 
     def pause(current: Campaign) -> str:
         current.status = Campaign.Status.PAUSED
-        current.save(update_fields=["status"])
+        current.paused_at = timezone.now()
+        current.pause_reason = ""
+        current.save(update_fields=["status", "paused_at", "pause_reason"])
         return ""
 
     _change_state(
@@ -210,19 +229,24 @@ def campaign_pause(*, campaign: Campaign, user: AbstractBaseUser | None) -> Camp
 
 @transaction.atomic
 def campaign_resume(*, campaign: Campaign, user: AbstractBaseUser | None) -> SendWork:
-    """Continue with the rows still queued (never those sent, sending or unknown)."""
+    """
+    Continue with the rows still queued (never those sent, sending or unknown). Who resumed it
+    and when is kept on the campaign and in its log; after an automatic pause the log names the
+    figures they decided to go on with, and the rates that pause it count afresh from now.
+    """
     work = SendWork(campaign_ids=[campaign.pk])
 
     def resume(current: Campaign) -> str:
+        current.resumed_at = timezone.now()
+        current.resumed_by = user
         if current.dispatched_at is None:
             current.status = Campaign.Status.SCHEDULED
-            current.save(update_fields=["status"])
             work.dispatch_due = current.scheduled_at <= timezone.now()
         else:
             current.status = Campaign.Status.SENDING
-            current.save(update_fields=["status"])
             work.batches = batch_ranges(current.pk)
-        return ""
+        current.save(update_fields=["status", "resumed_at", "resumed_by"])
+        return f"after it paused itself: {current.pause_reason}" if current.pause_reason else ""
 
     _change_state(
         campaign,
@@ -233,6 +257,76 @@ def campaign_resume(*, campaign: Campaign, user: AbstractBaseUser | None) -> Sen
         change=resume,
     )
     return work
+
+
+def campaign_check_rates(*, campaign_id: int) -> Campaign | None:
+    """
+    Pause a sending campaign whose hard-bounce or complaint rate crossed its threshold
+    (MARKETING_PAUSE_*, after MARKETING_PAUSE_MIN_SAMPLE messages); returns it if it paused.
+    Called after each bounce or complaint a provider reports for the campaign.
+    """
+    campaign = Campaign.objects.filter(pk=campaign_id, status=Campaign.Status.SENDING).first()
+    if campaign is None:
+        return None
+    reason = campaign_feedback_rates(campaign).pause_reason()
+    if not reason:
+        return None
+    try:
+        return campaign_pause_automatically(campaign=campaign, reason=reason)
+    except CampaignActionRefused:  # paused, cancelled or finished meanwhile
+        return None
+
+
+@transaction.atomic
+def campaign_pause_automatically(*, campaign: Campaign, reason: str) -> Campaign:
+    """
+    The campaign pauses itself: no batch claims another of its rows (the claim checks the
+    campaign is sending), and the staff who scheduled it are told by email with the figures.
+    Only staff resume it (campaign_resume).
+    """
+
+    def pause(current: Campaign) -> str:
+        current.status = Campaign.Status.PAUSED
+        current.paused_at = timezone.now()
+        current.pause_reason = reason[:500]
+        current.save(update_fields=["status", "paused_at", "pause_reason"])
+        return reason
+
+    current = _change_state(
+        campaign,
+        user=None,
+        action=CampaignAction.Action.AUTO_PAUSED,
+        allowed=(Campaign.Status.SENDING,),
+        refused="Only a sending campaign pauses itself; this one is {status_lower}.",
+        change=pause,
+    )
+    transaction.on_commit(lambda: _tell_staff_of_pause(current.pk))
+    return campaign
+
+
+def _tell_staff_of_pause(campaign_id: int) -> None:
+    campaign = Campaign.objects.select_related("scheduled_by", "created_by").filter(pk=campaign_id).first()
+    if campaign is None:
+        return
+    recipients = sorted(
+        {user.email for user in (campaign.scheduled_by, campaign.created_by) if user is not None and user.email}
+    )
+    context = {
+        "campaign": campaign,
+        "rates": campaign_feedback_rates(campaign),
+        "bounce_limit": f"{settings.MARKETING_PAUSE_BOUNCE_RATE:.1%}",
+        "complaint_limit": f"{settings.MARKETING_PAUSE_COMPLAINT_RATE:.2%}",
+        "campaign_url": settings.SITE_URL + reverse("admin:marketing_campaign_change", args=[campaign.pk]),
+    }
+    subject = f"Campaign paused itself: {campaign.name}"
+    body = render_to_string("marketing/email/campaign_paused.txt", context)
+    try:
+        if recipients:
+            EmailMessage(subject=subject, body=body, to=recipients).send()
+        else:
+            mail_admins(subject, body)
+    except Exception:  # the pause holds whether or not the mail goes out; the banner shows it
+        logger.exception("Could not tell staff that campaign %s paused itself", campaign_id)
 
 
 @transaction.atomic

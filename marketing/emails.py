@@ -37,6 +37,10 @@ _UNSUBSCRIBE = "\x00UNSUBSCRIBE\x00"
 _PREFERENCES = "\x00PREFERENCES\x00"
 _LINK_SLOT = "LINK-SLOT"
 
+# The anymail metadata key that carries a message's Message-ID to the provider and back in its
+# webhooks (marketing.feedback ties the provider's report to the delivery by it).
+FEEDBACK_METADATA_KEY = "message_id"
+
 
 def list_domain() -> str:
     return settings.MARKETING_LIST_DOMAIN or urlparse(settings.SITE_URL).hostname or "localhost"
@@ -173,11 +177,18 @@ class CampaignMessageBuilder:
         self.unsubscribe_prefix = settings.SITE_URL + reverse("marketing:unsubscribe", args=[_LINK_SLOT])
         self.preference_prefix = settings.SITE_URL + reverse("consents:preferences", args=[_LINK_SLOT])
 
-    def new_message_id(self) -> str:
-        # make_msgid() would look up the host name on every call; the list domain is known.
-        return f"<{self.campaign.public_id.hex[:12]}.{secrets.token_hex(12)}@{self.domain}>"
+    def new_message_id(self, delivery_id: int | None = None) -> str:
+        """
+        <campaign.delivery.random@list domain>: a provider's report that quotes the Message-ID
+        leads straight to its delivery (marketing.feedback.delivery_for_message_id), with no
+        index on the column; the random part, checked against the stored value, makes a
+        guessed delivery number useless. make_msgid() would look up the host name on every call.
+        """
+        if delivery_id is None:
+            return f"<{self.campaign.public_id.hex[:12]}.{secrets.token_hex(12)}@{self.domain}>"
+        return f"<{self.campaign.public_id.hex[:12]}.{delivery_id}.{secrets.token_hex(12)}@{self.domain}>"
 
-    def build(self, customer: Customer, *, test: bool = False) -> OutgoingMessage:
+    def build(self, customer: Customer, *, test: bool = False, delivery_id: int | None = None) -> OutgoingMessage:
         values = placeholder_values(customer)
         unsubscribe = self.unsubscribe_prefix.replace(
             _LINK_SLOT,
@@ -208,7 +219,7 @@ class CampaignMessageBuilder:
                     .replace(_UNSUBSCRIBE, unsubscribe)
                     .replace(_PREFERENCES, preferences)
                 )
-        message_id = self.new_message_id()
+        message_id = self.new_message_id(delivery_id)
         headers = {
             "To": format_recipient(customer.full_name, customer.email),
             "Subject": _header_text(subject),

@@ -72,6 +72,23 @@ class Campaign(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     dispatched_at = models.DateTimeField(null=True, blank=True, editable=False)
     finished_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The last pause (by staff or automatic), and the last decision to go on after one.
+    paused_at = models.DateTimeField(null=True, blank=True, editable=False)
+    pause_reason = models.CharField(
+        max_length=500,
+        blank=True,
+        editable=False,
+        help_text="Why the campaign paused itself, with the figures; empty when staff paused it.",
+    )
+    resumed_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="Bounce and complaint rates that pause a campaign count the messages sent since.",
+    )
+    resumed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -118,6 +135,7 @@ class CampaignAction(models.Model):
         UNSCHEDULED = "unscheduled", "Unscheduled (back to draft)"
         DUPLICATED = "duplicated", "Created as a copy"
         PAUSED = "paused", "Paused"
+        AUTO_PAUSED = "auto_paused", "Paused itself (bounce or complaint rate)"
         RESUMED = "resumed", "Resumed"
         CANCELLED = "cancelled", "Cancelled"
         TEST_SENT = "test_sent", "Test sent"
@@ -145,6 +163,7 @@ class Delivery(models.Model):
         SKIPPED = "skipped", "Skipped"
         FAILED = "failed", "Failed"
         UNKNOWN = "unknown", "Unknown (worker stopped mid-send; never re-sent)"
+        BOUNCED = "bounced", "Bounced (the provider reported the mailbox does not exist)"
 
     class SkipReason(models.TextChoices):
         NONE = "", "–"
@@ -189,6 +208,75 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.campaign} → customer {self.customer_id}: {self.status}"
+
+
+class DeliveryEvent(models.Model):
+    """
+    What a mail provider reported about a message after it left (django-anymail's tracking
+    webhooks): bounces, complaints, its own unsubscribes, deliveries. No address is stored:
+    the reason has its addresses masked, and the address itself is kept only as the keyed hash
+    the suppression list uses (to count soft bounces of an address over days).
+    """
+
+    class Kind(models.TextChoices):
+        DELIVERED = "delivered", "Delivered"
+        BOUNCED = "bounced", "Hard bounce"
+        SOFT_BOUNCED = "soft_bounced", "Soft bounce"
+        DEFERRED = "deferred", "Deferred (the provider will try again)"
+        REJECTED = "rejected", "Rejected by the provider"
+        FAILED = "failed", "Failed at the provider"
+        COMPLAINED = "complained", "Spam complaint"
+        UNSUBSCRIBED = "unsubscribed", "Unsubscribed at the provider"
+
+    class Effect(models.TextChoices):
+        NONE = "", "–"
+        SUPPRESSED = "suppressed", "Address suppressed"
+        COUNTED = "counted", "Soft bounce counted"
+        WITHDRAWN = "withdrawn", "Consent withdrawn"
+        SUPPRESSED_AND_WITHDRAWN = "suppressed_withdrawn", "Address suppressed and consent withdrawn"
+        NOT_FOUND = "not_found", "No delivery or customer found for it"
+        ERASED = "erased", "Customer erased: nothing personal recorded"
+
+    provider = models.CharField(max_length=30, help_text="anymail's name for the provider, e.g. postmark.")
+    provider_event_id = models.CharField(
+        "provider's event ID",
+        max_length=255,
+        help_text="The provider's own event ID, or (for providers without one) a digest of the event: "
+        "a repeated event is recorded once.",
+    )
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    occurred_at = models.DateTimeField("when", help_text="When the provider says it happened.")
+    received_at = models.DateTimeField(default=timezone.now)
+    delivery = models.ForeignKey(Delivery, null=True, blank=True, on_delete=models.SET_NULL, related_name="events")
+    # Served by delivery_event_by_campaign (campaign, kind): no index of its own.
+    campaign = models.ForeignKey(
+        Campaign, null=True, blank=True, on_delete=models.SET_NULL, related_name="events", db_index=False
+    )
+    address_hash = models.CharField(
+        max_length=64, blank=True, help_text="Keyed hash (HMAC-SHA256) of the recipient's normalised address."
+    )
+    reason = models.TextField(blank=True, help_text="The provider's reason, its addresses masked.")
+    effect = models.CharField(max_length=20, choices=Effect.choices, blank=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        constraints = [
+            # Providers send an event more than once: the second is recognised and ignored.
+            models.UniqueConstraint(fields=["provider", "provider_event_id"], name="delivery_event_once_per_provider"),
+        ]
+        indexes = [
+            # A campaign's bounce and complaint rates (automatic pause, report) count its events by kind.
+            models.Index(fields=["campaign", "kind"], name="delivery_event_by_campaign"),
+            # Soft bounces of one address within the window.
+            models.Index(
+                fields=["address_hash", "occurred_at"],
+                name="delivery_event_soft_bounces",
+                condition=Q(kind__in=["soft_bounced", "deferred"]),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.provider}) {self.occurred_at:%Y-%m-%d %H:%M}"
 
 
 class Suppression(models.Model):

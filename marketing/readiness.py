@@ -30,7 +30,7 @@ from consents.models import ConsentEvent, Purpose
 from customers.models import Customer
 
 from .emails import CampaignMessageBuilder
-from .models import Campaign, Delivery, Suppression
+from .models import Campaign, Delivery, DeliveryEvent
 
 WINDOW = timedelta(days=30)
 # Gmail: "keep spam rates reported in Postmaster Tools below 0.10% and avoid ever reaching 0.30%".
@@ -80,6 +80,15 @@ def sender_readiness(
 
 def dkim_check() -> ReadinessCheck:
     title = "DKIM signing"
+    backend = getattr(settings, "DKIM_SIGNED_EMAIL_BACKEND", settings.EMAIL_BACKEND)
+    if backend.startswith("anymail."):
+        return ReadinessCheck(
+            "dkim",
+            title,
+            Level.WARN,
+            f"Mail goes through a provider's API ({backend.split('.')[2]}): the provider signs it with the "
+            "domain verified there, which this check cannot see. Check DKIM in the provider's settings.",
+        )
     if not settings.DKIM_DOMAIN:
         return ReadinessCheck(
             "dkim",
@@ -247,14 +256,17 @@ class SenderRates:
 
 
 def sender_rates(*, now: datetime) -> SenderRates:
-    """Messages sent in the window and the complaints and hard bounces of that window (two queries)."""
+    """
+    The last 30 days, as the campaign report and the automatic pause count them (two queries):
+    messages sent (a bounced one was sent), hard bounces (deliveries the provider reported
+    bounced), and spam complaints (the provider's reports, each once).
+    """
     since = now - WINDOW
-    sent = Delivery.objects.filter(status=Delivery.Status.SENT, sent_at__gte=since).count()
-    counts = Suppression.objects.filter(created_at__gte=since).aggregate(
-        complaints=Count("id", filter=Q(reason=Suppression.Reason.COMPLAINT)),
-        bounces=Count("id", filter=Q(reason=Suppression.Reason.HARD_BOUNCE)),
-    )
-    return SenderRates(sent=sent, complaints=counts["complaints"], bounces=counts["bounces"])
+    counts = Delivery.objects.filter(
+        status__in=[Delivery.Status.SENT, Delivery.Status.BOUNCED], sent_at__gte=since
+    ).aggregate(sent=Count("id"), bounced=Count("id", filter=Q(status=Delivery.Status.BOUNCED)))
+    complaints = DeliveryEvent.objects.filter(kind=DeliveryEvent.Kind.COMPLAINED, occurred_at__gte=since).count()
+    return SenderRates(sent=counts["sent"], complaints=complaints, bounces=counts["bounced"])
 
 
 def _percent(rate: float) -> str:
@@ -272,7 +284,7 @@ def rate_checks(*, now: datetime) -> list[ReadinessCheck]:
     else:
         complaint_level = Level.PASS
     bounce = rates.bounce_rate
-    bounce_limit = getattr(settings, "MARKETING_PAUSE_BOUNCE_RATE", 0.05)
+    bounce_limit = settings.MARKETING_PAUSE_BOUNCE_RATE
     if bounce >= bounce_limit:
         bounce_level = Level.FAIL
     elif bounce >= BOUNCE_RATE_WARNING:

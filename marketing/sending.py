@@ -155,7 +155,7 @@ def _send_claimed(deliveries, builder, sender, result: BatchResult) -> bool:
     try:
         for index, delivery in enumerate(deliveries):
             try:
-                message = builder.build(delivery.customer)
+                message = builder.build(delivery.customer, delivery_id=delivery.pk)
             except (ValueError, UnicodeError) as error:
                 # This one message cannot be built (an address no SMTP server takes): it fails
                 # alone, and the claim's other messages keep their "sent" marks.

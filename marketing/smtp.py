@@ -13,14 +13,16 @@ import logging
 import re
 import smtplib
 
-from django.core.mail import get_connection
+from anymail.backends.base import AnymailBaseBackend
+from anymail.exceptions import AnymailAPIError, AnymailError, AnymailRecipientsRefused
+from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 
 from common.dkim import configured_key, sign_message
 from common.logging import mask_emails
 from common.mail import DkimSigningBackend
 
-from .emails import OutgoingMessage, PrebuiltEmail
+from .emails import FEEDBACK_METADATA_KEY, OutgoingMessage, PrebuiltEmail
 
 logger = logging.getLogger(__name__)
 
@@ -43,18 +45,52 @@ _DOT_AT_LINE_START = re.compile(rb"(?m)^\.")
 _MAILBOX_MISSING_PHRASES = ("5.1.1", "5.1.10", "no such user", "user unknown", "does not exist", "mailbox unavailable")
 
 
+def mailbox_missing(text: str) -> bool:
+    """Whether a server's reply (or a provider's report quoting it) says the mailbox does not exist."""
+    lowered = (text or "").lower()
+    return any(phrase in lowered for phrase in _MAILBOX_MISSING_PHRASES)
+
+
 def classify_smtp_error(code: int, text: str) -> TransientSendError | PermanentSendError:
     text = (text or "").strip()
     message = f"{code} {text}"
     if 400 <= code < 500:
         return TransientSendError(message, connection_lost=code == 421)
-    lowered = text.lower()
-    missing = code in (550, 551, 553) and any(phrase in lowered for phrase in _MAILBOX_MISSING_PHRASES)
+    missing = code in (550, 551, 553) and mailbox_missing(text)
     return PermanentSendError(message, mailbox_missing=missing)
 
 
+# What a provider's API sets itself, or takes as a field of its own rather than as a header.
+_HEADERS_THE_PROVIDER_SETS = {"from", "to", "subject", "date", "mime-version", "reply-to"}
+
+
+def provider_email(message: OutgoingMessage) -> EmailMultiAlternatives:
+    """
+    The message for a provider's API (an anymail backend): the same text, HTML and headers
+    (Message-ID, List-Unsubscribe, List-Unsubscribe-Post, List-Id…), and the Message-ID again
+    as anymail metadata, which every provider echoes in its webhooks even where it reports its
+    own message ID instead of ours (Postmark, SendGrid, Amazon SES).
+    """
+    headers = {name: value for name, value in message.headers.items() if name.lower() not in _HEADERS_THE_PROVIDER_SETS}
+    email = EmailMultiAlternatives(
+        subject=message.subject,
+        body=message.text,
+        from_email=message.headers.get("From"),
+        to=[message.headers.get("To") or message.recipient],
+        reply_to=[message.headers["Reply-To"]] if message.headers.get("Reply-To") else None,
+        headers=headers,
+    )
+    if message.html:
+        email.attach_alternative(message.html, "text/html")
+    email.metadata = {FEEDBACK_METADATA_KEY: message.message_id}
+    return email
+
+
 class Sender:
-    """One connection for a batch. SMTP backends get the raw bytes; others (console, tests) a wrapper."""
+    """
+    One connection for a batch. SMTP backends get the raw bytes; a provider's API (anymail) the
+    message with its metadata; others (console, tests) a wrapper of the raw bytes.
+    """
 
     def __init__(self) -> None:
         backend = get_connection(fail_silently=False)
@@ -64,9 +100,14 @@ class Sender:
             backend = backend.backend
         self.backend = backend
         self.is_smtp = isinstance(self.backend, SMTPBackend)
-        self.dkim_key = configured_key()
+        self.is_provider_api = isinstance(self.backend, AnymailBaseBackend)
+        # A provider's API builds and signs the message itself (with the domain verified there).
+        self.dkim_key = None if self.is_provider_api else configured_key()
 
     def send(self, message: OutgoingMessage) -> None:
+        if self.is_provider_api:
+            self._send_to_provider(message)
+            return
         if self.dkim_key is not None:
             # message.data becomes the bytes that went out (signed), for the SMTP and other backends alike.
             message.data = sign_message(message.data, self.dkim_key)
@@ -124,6 +165,21 @@ class Sender:
         if code != 250:
             connection.rset()
             raise classify_smtp_error(code, _text(text))
+
+    def _send_to_provider(self, message: OutgoingMessage) -> None:
+        """A provider's refusal means what an SMTP server's does: 429 and 5xx later, other 4xx never."""
+        try:
+            self.backend.send_messages([provider_email(message)])
+        except AnymailRecipientsRefused as error:
+            raise PermanentSendError(f"the provider refused the recipient: {error}") from error
+        except AnymailAPIError as error:
+            status = getattr(error, "status_code", None)
+            if status is not None and 400 <= status < 500 and status != 429:
+                raise PermanentSendError(f"the provider refused the message ({status}): {error}") from error
+            raise TransientSendError(f"the provider's API: {error}") from error
+        except AnymailError as error:
+            # The message itself cannot go through this provider (an unsupported feature).
+            raise PermanentSendError(f"not sent through the provider: {error}") from error
 
     def reset(self) -> None:
         try:

@@ -4,7 +4,7 @@ from django.db import close_old_connections, connections
 from config.celery import app as celery_app
 from marketing.models import Campaign
 
-from .helpers import SMTPServer, ensure_purposes, purpose
+from .helpers import SMTPServer, customer_who_consents, ensure_purposes, purpose
 
 
 @pytest.fixture(autouse=True)
@@ -83,3 +83,23 @@ def make_campaign(purposes, staff_user):
         return campaign
 
     return make
+
+
+@pytest.fixture
+def ada_received_the_newsletter(smtp, make_campaign, staff_user):
+    """Ada consents to the newsletter, promotions and internal analysis; the spring newsletter reached her."""
+    from consents.models import Source
+    from consents.services import consent_grant
+    from marketing.models import Delivery
+
+    from .feedback_helpers import send_campaign
+
+    ada = customer_who_consents(email="ada@example.com", first_name="Ada")
+    for code in ("promotions", "internal_analysis"):
+        consent_grant(customer=ada, purpose=purpose(code), source=Source.SIGNUP_FORM)
+    campaign = make_campaign()
+    send_campaign(campaign, staff_user)
+    delivery = Delivery.objects.get(campaign=campaign, customer=ada)
+    assert delivery.status == Delivery.Status.SENT
+    assert delivery.message_id == smtp.handler.received()[0]["Message-ID"]
+    return ada, campaign, delivery

@@ -15,7 +15,7 @@ from consents.models import ConsentEvent, Source
 from consents.services import consent_grant, consent_withdraw
 from customers.models import Customer
 from marketing import readiness
-from marketing.models import Campaign, Delivery, Suppression
+from marketing.models import Campaign, Delivery, DeliveryEvent
 from marketing.readiness import Level
 
 from .helpers import customer_who_consents, purpose
@@ -56,10 +56,23 @@ def sent_messages(count: int, *, make_campaign, at=None) -> Campaign:
     return campaign
 
 
-def reported(kind: str, count: int) -> None:
-    """Complaints or hard bounces reported in the last 30 days."""
-    reason = {"complaint": Suppression.Reason.COMPLAINT, "bounce": Suppression.Reason.HARD_BOUNCE}[kind]
-    Suppression.objects.bulk_create(Suppression(address_hash=f"{kind[0]}{n:063d}", reason=reason) for n in range(count))
+def reported(kind: str, count: int, campaign: Campaign) -> None:
+    """The provider reported `count` of the campaign's messages as spam, or as hard bounces."""
+    deliveries = list(Delivery.objects.filter(campaign=campaign).order_by("pk")[:count])
+    if kind == "bounce":
+        Delivery.objects.filter(pk__in=[d.pk for d in deliveries]).update(status=Delivery.Status.BOUNCED)
+        return
+    DeliveryEvent.objects.bulk_create(
+        DeliveryEvent(
+            provider="postmark",
+            provider_event_id=f"complaint-{d.pk}",
+            kind=DeliveryEvent.Kind.COMPLAINED,
+            occurred_at=timezone.now() - timedelta(minutes=5),
+            delivery=d,
+            campaign=campaign,
+        )
+        for d in deliveries
+    )
 
 
 def test_a_configured_sender_passes_every_check_and_the_command_says_so(ready_sender, capsys):
@@ -113,8 +126,8 @@ def test_a_key_that_does_not_match_its_published_record_fails(ready_sender, monk
     "complaints, level", [(0, Level.PASS), (1, Level.WARN), (3, Level.FAIL)], ids=["none", "0.1%", "0.3%"]
 )
 def test_the_complaint_rate_is_held_against_gmails_limits(ready_sender, make_campaign, complaints, level):
-    sent_messages(1000, make_campaign=make_campaign)
-    reported("complaint", complaints)
+    campaign = sent_messages(1000, make_campaign=make_campaign)
+    reported("complaint", complaints, campaign)
     result = check("complaint_rate")
     assert result.level == level
     assert f"{complaints / 10:.2f}%: {complaints} complaint" in result.detail
@@ -129,8 +142,8 @@ def test_messages_older_than_thirty_days_do_not_count(ready_sender, make_campaig
 
 @pytest.mark.parametrize("bounces, level", [(1, Level.PASS), (3, Level.WARN), (5, Level.FAIL)])
 def test_the_bounce_rate_warns_from_two_and_fails_from_five_percent(ready_sender, make_campaign, bounces, level):
-    sent_messages(100, make_campaign=make_campaign)
-    reported("bounce", bounces)
+    campaign = sent_messages(100, make_campaign=make_campaign)
+    reported("bounce", bounces, campaign)
     assert check("bounce_rate").level == level
 
 
@@ -193,3 +206,10 @@ def test_the_published_dkim_record_must_hold_the_configured_key(ready_sender, se
         Level.FAIL,
         True,
     )
+
+
+def test_through_a_providers_api_the_dkim_check_says_the_provider_signs(ready_sender, settings):
+    settings.DKIM_SIGNED_EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"
+    result = check("dkim")
+    assert result.level == Level.WARN
+    assert "postmark" in result.detail

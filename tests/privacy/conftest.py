@@ -4,7 +4,8 @@ from consents.models import Purpose, Source
 from consents.services import consent_set
 from customers.imports import customers_import
 from marketing import campaigns
-from marketing.models import Campaign
+from marketing.feedback import ProviderEvent, delivery_event_record
+from marketing.models import Campaign, Delivery
 from tests.consents.people import ensure_purposes
 from tests.marketing.helpers import SMTPServer
 
@@ -69,6 +70,18 @@ def augusta_through_everything(smtp, client, officer, augusta_and_request, djang
     smtp.handler.replies = {AUGUSTA["email"]: f"550 5.1.1 <{AUGUSTA['email']}>: Recipient address rejected"}
     send_campaign("Autumn", marketer)
     smtp.handler.replies = {}
+    # her provider reported the Spring message as delayed, quoting her mailbox's reply
+    spring = Delivery.objects.get(campaign__name="Spring", customer=augusta)
+    delivery_event_record(
+        event=ProviderEvent(
+            provider="postmark",
+            kind="soft_bounced",
+            recipient=AUGUSTA["email"],
+            event_id="augusta-soft-bounce",
+            message_ids=[spring.message_id],
+            reason=f"452 4.2.2 Mailbox of {AUGUSTA['first_name']} is full",
+        )
+    )
     # staff previewed a campaign with her details in a test send to themselves
     campaigns.campaign_send_test(campaign=Campaign.objects.get(name="Spring"), user=marketer, customer=augusta)
     augusta.refresh_from_db()

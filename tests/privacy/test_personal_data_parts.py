@@ -55,6 +55,7 @@ def test_every_part_exports_its_personal_fields_and_erases_each_of_them(officer,
     assert ("consents", "consent_history", "ip_address") in exported
     assert ("privacy", "privacy_requests", "details") in exported
     assert ("marketing", "marketing_emails", "subject") in exported
+    assert ("marketing", "provider_reports", "reason") in exported
 
     # when she is erased
     customer_erase(customer=augusta, staff_user=officer)
