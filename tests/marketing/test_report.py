@@ -13,7 +13,7 @@ from django.utils import timezone
 from consents.models import Source
 from consents.services import consent_grant, consent_withdraw
 from marketing import charts, selectors
-from marketing.models import Campaign, Delivery
+from marketing.models import Campaign, Delivery, DeliveryEvent
 from tests.factories import CustomerFactory
 
 from .helpers import purpose
@@ -201,3 +201,45 @@ def test_the_campaign_list_shows_the_rates_in_a_constant_number_of_queries(
 )
 def test_the_y_axis_has_whole_numbers_only(highest, ticks):
     assert charts.integer_ticks(highest) == ticks
+
+
+def provider_report(campaign: Campaign, email: str, kind: str, at: datetime, event_id: str) -> None:
+    delivery = Delivery.objects.get(campaign=campaign, customer__email=email)
+    DeliveryEvent.objects.create(
+        provider="postmark",
+        provider_event_id=event_id,
+        kind=kind,
+        occurred_at=at,
+        delivery=delivery,
+        campaign=campaign,
+    )
+    if kind in (DeliveryEvent.Kind.BOUNCED, DeliveryEvent.Kind.REJECTED):
+        Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.Status.BOUNCED)
+
+
+def test_bounces_complaints_and_provider_unsubscribes_count_once_each(make_campaign, django_assert_max_num_queries):
+    # given: a hard bounce reported twice (bounced, then rejected), one complaint reported twice,
+    # a soft bounce (not a bounce), and an unsubscribe at the provider
+    campaign = sent_campaign(make_campaign)
+    ten = DISPATCHED + timedelta(hours=1, minutes=10)
+    provider_report(campaign, "spring3@example.com", DeliveryEvent.Kind.BOUNCED, ten, "b1")
+    provider_report(campaign, "spring3@example.com", DeliveryEvent.Kind.REJECTED, ten, "b2")
+    provider_report(campaign, "spring4@example.com", DeliveryEvent.Kind.COMPLAINED, ten, "c1")
+    provider_report(campaign, "spring4@example.com", DeliveryEvent.Kind.COMPLAINED, ten, "c2")
+    provider_report(campaign, "spring5@example.com", DeliveryEvent.Kind.SOFT_BOUNCED, ten, "s1")
+    unsubscribe(campaign, "spring0@example.com", Source.PROVIDER_UNSUBSCRIBE, DISPATCHED + timedelta(minutes=50))
+
+    # when
+    with django_assert_max_num_queries(5):
+        report = selectors.campaign_report(campaign, now=DISPATCHED + timedelta(hours=3))
+    rates = selectors.campaigns_rates(campaigns=[campaign])[campaign.pk]
+
+    # then
+    assert (report.sent, report.bounced, report.complained) == (6, 1, 1)
+    assert report.unsubscribed == {"one_click": 0, "link": 0, "provider": 1}
+    assert report.rates["bounced"] == pytest.approx(1 / 6)
+    assert [(b.start.hour, b.sent, b.unsubscribed, b.bounced, b.complained) for b in report.series] == [
+        (9, 3, 1, 0, 0),
+        (10, 3, 0, 1, 1),
+    ]
+    assert (rates.sent, rates.bounced, rates.complained, rates.unsubscribed) == (6, 1, 1, 1)
