@@ -29,6 +29,18 @@ class CustomerSerializer(serializers.ModelSerializer):
 _TEXT = {"allow_blank": True, "required": False}
 
 
+class SlugField(serializers.SlugRelatedField):
+    """
+    A related object named by its code. A code with a NUL character is refused as not found:
+    PostgreSQL cannot even look it up (text holds no NUL), which would be a server error.
+    """
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and "\x00" in data:
+            self.fail("does_not_exist", slug_name=self.slug_field, value=data.replace("\x00", "\\x00"))
+        return super().to_internal_value(data)
+
+
 class CustomerUpdateSerializer(serializers.Serializer):
     """The details a customer may correct: only the fields sent are changed."""
 
@@ -88,7 +100,7 @@ class ConsentEventSerializer(serializers.ModelSerializer):
 
 
 class ConsentDecisionSerializer(serializers.Serializer):
-    purpose = serializers.SlugRelatedField(slug_field="code", queryset=Purpose.objects.all())
+    purpose = SlugField(slug_field="code", queryset=Purpose.objects.all())
     granted = serializers.BooleanField()
     occurred_at = serializers.DateTimeField(required=False, help_text="When the customer decided (default: now).")
     source = serializers.ChoiceField(choices=API_SOURCES)
@@ -96,9 +108,7 @@ class ConsentDecisionSerializer(serializers.Serializer):
     wording = serializers.CharField(
         max_length=5000, help_text="The exact words the customer was shown (copied into the ledger)."
     )
-    policy_version = serializers.SlugRelatedField(
-        slug_field="version", queryset=PolicyVersion.objects.all(), required=False
-    )
+    policy_version = SlugField(slug_field="version", queryset=PolicyVersion.objects.all(), required=False)
     ip_address = serializers.IPAddressField(required=False, allow_null=True)
     user_agent = serializers.CharField(max_length=500, required=False, allow_blank=True)
     reference = serializers.CharField(max_length=100, required=False, allow_blank=True)
@@ -135,8 +145,8 @@ class RegistrationSerializer(serializers.ModelSerializer):
 
 class RegistrationCreateSerializer(serializers.Serializer):
     customer = serializers.UUIDField(help_text="The customer's public id.")
-    product = serializers.SlugRelatedField(slug_field="code", queryset=Product.objects.all())
-    reseller = serializers.SlugRelatedField(
+    product = SlugField(slug_field="code", queryset=Product.objects.all())
+    reseller = SlugField(
         slug_field="name", queryset=ThirdParty.objects.filter(kind=ThirdParty.Kind.RESELLER), required=False
     )
     order_reference = serializers.CharField(max_length=100, required=False, allow_blank=True)
@@ -159,7 +169,7 @@ class RefundSerializer(serializers.Serializer):
 
 class MailabilitySerializer(serializers.Serializer):
     email = serializers.EmailField(max_length=254)
-    purpose = serializers.SlugRelatedField(slug_field="code", queryset=Purpose.objects.filter(is_marketing=True))
+    purpose = SlugField(slug_field="code", queryset=Purpose.objects.filter(is_marketing=True))
 
 
 class MailabilityResultSerializer(serializers.Serializer):

@@ -409,3 +409,12 @@ def test_the_schema_and_the_docs_are_served_by_the_site_itself(client):
     assert docs.status_code == 200
     html = docs.content.decode()
     assert "cdn" not in html.lower() and "<script>" not in html  # no inline script, nothing from elsewhere
+
+
+def test_a_code_with_a_nul_character_is_refused_as_unknown_not_a_server_error(ada):
+    # PostgreSQL cannot look up text holding NUL: found by schemathesis as a 500
+    answer = client_with(Scope.SUPPRESSION_READ).post(
+        f"{V1}/suppression/check/", {"email": "ada@example.com", "purpose": "news\x00letter"}, format="json"
+    )
+    problem(answer, 400, "invalid_input")
+    assert "purpose" in answer.json()["errors"]
