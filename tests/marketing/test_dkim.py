@@ -252,3 +252,18 @@ def test_the_settings_put_the_signing_backend_in_front_and_refuse_half_a_configu
     )
     assert unreadable.returncode != 0
     assert "common.E001" in unreadable.stderr
+
+
+def test_mail_for_a_providers_api_goes_through_whole_and_unsigned(settings, dkim_key):
+    # A provider's API reads the message's fields (HTML, headers), not its bytes, and signs it itself.
+    settings.EMAIL_BACKEND = "common.mail.DkimSigningBackend"
+    settings.DKIM_SIGNED_EMAIL_BACKEND = "anymail.backends.test.EmailBackend"
+    message = mail.EmailMultiAlternatives(subject="Confirm", body="Text", to=["ada@example.org"])
+    message.attach_alternative("<p>Confirm</p>", "text/html")
+
+    message.send()
+
+    [sent] = mail.outbox
+    assert sent is message
+    assert sent.alternatives[0][0] == "<p>Confirm</p>"
+    assert b"DKIM-Signature" not in sent.message().as_bytes()
