@@ -16,6 +16,7 @@ class Scope(models.TextChoices):
     CONSENT_WRITE = "consent:write", "Record consent decisions"
     REGISTRATIONS_WRITE = "registrations:write", "Create and refund product registrations"
     SUPPRESSION_READ = "suppression:read", "Ask whether an address may be mailed"
+    CAMPAIGNS_READ = "campaigns:read", "Read campaign reports"
 
 
 class ApiKey(AbstractAPIKey):

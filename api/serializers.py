@@ -203,3 +203,68 @@ class SignedReceiptSerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=["kantara", "iso27560"])
     receipt = serializers.DictField(help_text="The receipt as it was signed (Kantara v1.1 or DPV JSON-LD).")
     jws = serializers.CharField(help_text="Compact JWS (RFC 7515) whose payload is the receipt; key id in its header.")
+
+
+class ReportQuerySerializer(serializers.Serializer):
+    interval = serializers.ChoiceField(
+        choices=["hour", "day"],
+        required=False,
+        help_text="Buckets of the series; default: per hour for a campaign dispatched in the last 72 hours, "
+        "else per day.",
+    )
+
+
+class SkippedSerializer(serializers.Serializer):
+    consent_withdrawn = serializers.IntegerField()
+    suppressed = serializers.IntegerField()
+    erased = serializers.IntegerField()
+    cancelled = serializers.IntegerField()
+    frequency_cap = serializers.IntegerField()
+
+
+class UnsubscribedSerializer(serializers.Serializer):
+    one_click = serializers.IntegerField(help_text="RFC 8058 one-click from the mail client (List-Unsubscribe-Post).")
+    link = serializers.IntegerField(help_text="The unsubscribe link in the message.")
+    provider = serializers.IntegerField(help_text="The mail provider's own unsubscribe, reported by webhook.")
+
+
+class RatesSerializer(serializers.Serializer):
+    sent = serializers.FloatField(help_text="Of deliveries.")
+    skipped = serializers.FloatField(help_text="Of deliveries.")
+    failed = serializers.FloatField(help_text="Of deliveries.")
+    unknown = serializers.FloatField(help_text="Of deliveries.")
+    bounced = serializers.FloatField(help_text="Of messages sent.")
+    complained = serializers.FloatField(help_text="Of messages sent.")
+    unsubscribed = serializers.FloatField(help_text="Of messages sent.")
+
+
+class ReportBucketSerializer(serializers.Serializer):
+    start = serializers.DateTimeField(help_text="Start of the hour or day (UTC).")
+    sent = serializers.IntegerField()
+    unsubscribed = serializers.IntegerField()
+    bounced = serializers.IntegerField()
+    complained = serializers.IntegerField()
+
+
+class CampaignReportSerializer(serializers.Serializer):
+    campaign = serializers.UUIDField(help_text="The campaign's public ID.")
+    name = serializers.CharField()
+    status = serializers.CharField()
+    purpose = serializers.CharField(help_text="The purpose's code.")
+    dispatched_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    deliveries = serializers.IntegerField(help_text="Deliveries created for the campaign (its audience at dispatch).")
+    queued = serializers.IntegerField()
+    sending = serializers.IntegerField()
+    sent = serializers.IntegerField(help_text="Messages that left (a message that bounced later left too).")
+    skipped = SkippedSerializer(help_text="Deliveries skipped, by reason.")
+    failed = serializers.IntegerField()
+    unknown = serializers.IntegerField(
+        help_text="A worker stopped mid-send: may or may not have gone out; never re-sent."
+    )
+    bounced = serializers.IntegerField(help_text="Hard bounces reported by the mail provider.")
+    complained = serializers.IntegerField(help_text="Messages reported as spam.")
+    unsubscribed = UnsubscribedSerializer(help_text="Withdrawals in the ledger prompted by this campaign.")
+    rates = RatesSerializer()
+    interval = serializers.ChoiceField(choices=["hour", "day"])
+    series = ReportBucketSerializer(many=True)

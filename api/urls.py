@@ -19,5 +19,6 @@ urlpatterns = [
     path("v1/registrations/", views.RegistrationCreateView.as_view(), name="registrations"),
     path("v1/registrations/<int:registration_id>/refund/", views.RegistrationRefundView.as_view(), name="refund"),
     path("v1/suppression/check/", views.MailabilityView.as_view(), name="suppression_check"),
+    path("v1/campaigns/<uuid:public_id>/report/", views.CampaignReportView.as_view(), name="campaign_report"),
     re_path(r"^.*$", not_found),
 ]

@@ -26,6 +26,8 @@ from consents.services import CustomerErased, RequestMeta, consent_set
 from customers.models import Customer, CustomerChange, ProductRegistration
 from customers.services import customer_create, customer_update, registration_refund
 from marketing.eligibility import marketing_eligibility
+from marketing.models import Campaign
+from marketing.selectors import campaign_report
 
 from . import serializers
 from .access import record_api_access
@@ -368,3 +370,52 @@ class ReceiptView(ApiView):
         response = Response(signed)
         response["Content-Disposition"] = f'inline; filename="{receipt_filename(customer, receipt_format)}"'
         return response
+
+
+class CampaignReportView(ApiView):
+    required_scopes = {"GET": Scope.CAMPAIGNS_READ}
+    serializer_class = serializers.CampaignReportSerializer
+
+    @extend_schema(
+        operation_id="campaign_report",
+        parameters=[serializers.ReportQuerySerializer],
+        responses={200: serializers.CampaignReportSerializer, **ERRORS},
+        description="A campaign's figures, rates and their course over time, as its admin page shows them "
+        "(docs/campaign-report.md). Holds no customer data.",
+    )
+    def get(self, request, public_id):
+        query = serializers.ReportQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        campaign = get_object_or_404(Campaign.objects.select_related("purpose"), public_id=public_id)
+        report = campaign_report(campaign, interval=query.validated_data.get("interval"))
+        body = {
+            "campaign": campaign.public_id,
+            "name": campaign.name,
+            "status": campaign.status,
+            "purpose": campaign.purpose.code,
+            "dispatched_at": campaign.dispatched_at,
+            "finished_at": campaign.finished_at,
+            "deliveries": report.total,
+            "queued": report.queued,
+            "sending": report.sending,
+            "sent": report.sent,
+            "skipped": report.skipped,
+            "failed": report.failed,
+            "unknown": report.unknown,
+            "bounced": report.bounced,
+            "complained": report.complained,
+            "unsubscribed": report.unsubscribed,
+            "rates": report.rates,
+            "interval": report.interval,
+            "series": [
+                {
+                    "start": bucket.start,
+                    "sent": bucket.sent,
+                    "unsubscribed": bucket.unsubscribed,
+                    "bounced": bucket.bounced,
+                    "complained": bucket.complained,
+                }
+                for bucket in report.series
+            ],
+        }
+        return Response(serializers.CampaignReportSerializer(body).data)

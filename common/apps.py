@@ -10,6 +10,7 @@ class CommonConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib.auth.signals import user_logged_in
 
+        from . import checks  # noqa: F401 (registers the system checks)
         from .signin import record_sign_in_time
 
         user_logged_in.connect(record_sign_in_time, dispatch_uid="common.signin.record_sign_in_time")

@@ -275,6 +275,23 @@ ANYMAIL["AMAZON_SES_AUTO_CONFIRM_SNS_SUBSCRIPTIONS"] = env.bool(
     "AMAZON_SES_AUTO_CONFIRM_SNS_SUBSCRIPTIONS", default=True
 )
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Example Software <news@example.com>")
+# DKIM (RFC 6376): with DKIM_DOMAIN set, every message the site sends is signed with this key
+# (`python manage.py dkim_keygen` makes one and prints the DNS record). DKIM_PRIVATE_KEY is the
+# PEM text (newlines may be written \n) or the path of a file holding it. The From domain must
+# be DKIM_DOMAIN or below it (DMARC alignment): a system check warns otherwise.
+DKIM_DOMAIN = env.str("DKIM_DOMAIN", default="").strip().lower()
+DKIM_SELECTOR = env.str("DKIM_SELECTOR", default="")
+DKIM_PRIVATE_KEY = env.str("DKIM_PRIVATE_KEY", default="")
+DKIM_ALGORITHM = env.str("DKIM_ALGORITHM", default="rsa-sha256").strip().lower()
+if DKIM_ALGORITHM not in ("rsa-sha256", "ed25519-sha256"):
+    raise ImproperlyConfigured(f"DKIM_ALGORITHM must be rsa-sha256 or ed25519-sha256, not {DKIM_ALGORITHM!r}.")
+if DKIM_DOMAIN and not (DKIM_SELECTOR and DKIM_PRIVATE_KEY):
+    raise ImproperlyConfigured("DKIM_DOMAIN is set: DKIM_SELECTOR and DKIM_PRIVATE_KEY are required too.")
+# The backend EMAIL_URL names, behind the signing one. A provider's API (anymail) builds each
+# message itself and signs it with the domain verified at the provider: nothing to sign here.
+DKIM_SIGNED_EMAIL_BACKEND = EMAIL_CONFIG["EMAIL_BACKEND"]
+if DKIM_DOMAIN and not DKIM_SIGNED_EMAIL_BACKEND.startswith("anymail."):
+    EMAIL_BACKEND = "common.mail.DkimSigningBackend"
 SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
 COMPANY_NAME = env.str("COMPANY_NAME", default="Example Software Ltd")
 COMPANY_POSTAL_ADDRESS = env.str(
@@ -439,6 +456,13 @@ MARKETING_SENDING_TIMEOUT = timedelta(
 # flight anywhere, nothing sent) gets its batches enqueued again by the beat tick: the
 # broker lost the tasks (a Redis restarted without persistence) or a dead worker held them.
 MARKETING_STALL_TIMEOUT = timedelta(seconds=env.int("MARKETING_STALL_SECONDS", default=180))
+# Frequency cap: a customer receives at most MARKETING_MAX_PER_CUSTOMER marketing messages (of any
+# campaign) per MARKETING_CAP_DAYS; a message beyond it is skipped ("frequency cap") when its row
+# is claimed. 0 (the default) is unlimited.
+MARKETING_MAX_PER_CUSTOMER = env.int("MARKETING_MAX_PER_CUSTOMER", default=0)
+MARKETING_CAP_DAYS = env.int("MARKETING_CAP_DAYS", default=7)
+if MARKETING_MAX_PER_CUSTOMER < 0 or MARKETING_CAP_DAYS < 1:
+    raise ImproperlyConfigured("MARKETING_MAX_PER_CUSTOMER must be 0 or more and MARKETING_CAP_DAYS at least 1.")
 # Identifies the list in every message (List-Id) and the Message-ID domain.
 MARKETING_LIST_DOMAIN = env.str("MARKETING_LIST_DOMAIN", default="")
 MARKETING_REPLY_TO = env.str("MARKETING_REPLY_TO", default="")

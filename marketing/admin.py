@@ -15,7 +15,7 @@ from common.requests import StaffRequest
 from customers.admin import ReadOnlyAdmin
 from customers.models import Customer
 
-from . import campaigns, exports, selectors, tasks
+from . import campaigns, charts, exports, selectors, tasks
 from .models import AudienceSegment, Campaign, CampaignAction, Delivery, DeliveryEvent, ExportLog, Suppression
 from .rendering import PLACEHOLDERS
 from .selectors import segment_audience_sizes
@@ -75,9 +75,11 @@ class CampaignChangeList(ChangeList):
         cancelled = selectors.campaigns_cancelled_counts(
             campaign_ids=[c.pk for c in self.result_list if c.status == Campaign.Status.CANCELLED]
         )
+        rates = selectors.campaigns_rates(campaigns=[c for c in self.result_list if c.status not in NOT_STARTED])
         for campaign in self.result_list:
             campaign.status_counts = counts.get(campaign.pk)
             campaign.cancelled_count = cancelled.get(campaign.pk)
+            campaign.report_rates = rates.get(campaign.pk)
 
 
 class CampaignActionInline(admin.TabularInline):
@@ -92,7 +94,7 @@ class CampaignActionInline(admin.TabularInline):
 
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
-    list_display = ["name", "purpose", "status", "scheduled_at", "progress"]
+    list_display = ["name", "purpose", "status", "scheduled_at", "progress", "rates"]
     list_filter = ["status", "purpose"]
     list_select_related = ["purpose"]
     search_fields = ["name", "subject_en"]
@@ -100,6 +102,11 @@ class CampaignAdmin(admin.ModelAdmin):
     inlines = [CampaignActionInline]
     form = CampaignForm
     change_form_template = "admin/marketing/campaign/change_form.html"
+
+    class Media:
+        # The list's progress bars narrower, so the rates fit beside them.
+        css = {"all": ["marketing/campaign-admin.css"]}
+
     fieldsets = [
         (None, {"fields": ["name", "purpose", "status"]}),
         (
@@ -168,6 +175,27 @@ class CampaignAdmin(admin.ModelAdmin):
         done = total - counts["queued"] - counts["sending"]
         return format_html('<progress max="{}" value="{}"></progress> {}/{}', total or 1, done, done, total)
 
+    def _rates(self, obj: Campaign) -> selectors.CampaignRates | None:
+        if obj.status in NOT_STARTED:
+            return None
+        rates = getattr(obj, "report_rates", None)  # set for the changelist page by CampaignChangeList
+        return rates if rates is not None else selectors.campaigns_rates(campaigns=[obj])[obj.pk]
+
+    @admin.display(description="sent and rates")
+    def rates(self, obj: Campaign):
+        """Messages sent, then the bounced, complaint and unsubscribe rates, one a line (the list is narrow)."""
+        rates = self._rates(obj)
+        if rates is None:
+            return "–"
+        lines = [(str(rates.sent), "sent")]
+        if rates.sent:
+            lines += [
+                (f"{rates.rate(rates.bounced):.1%}", "bounced"),
+                (f"{rates.rate(rates.complained):.1%}", "complained"),
+                (f"{rates.rate(rates.unsubscribed):.1%}", "unsubscribed"),
+            ]
+        return format_html_join("", '<span class="campaign-rate">{}&nbsp;{}</span>', lines)
+
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
         # A class made for this request (modelform_factory): the attribute is this request's alone.
@@ -215,17 +243,30 @@ class CampaignAdmin(admin.ModelAdmin):
             cancelled = (
                 selectors.campaigns_cancelled_counts(campaign_ids=[campaign.pk])[campaign.pk] if is_cancelled else 0
             )
+            report_context = {}
+            if campaign.status not in NOT_STARTED:
+                interval = request.GET.get("report")
+                report = selectors.campaign_report(
+                    campaign, interval=interval if interval in selectors.INTERVALS else None
+                )
+                report_context = {
+                    "report": report,
+                    "report_figures": charts.report_figures(report),
+                    "report_charts": charts.report_charts(report),
+                }
             extra_context.update(
                 {
+                    **report_context,
                     "counts": counts,
                     "total": total,
                     "done": done,
                     "percent": round(100 * done / total) if total else 0,
                     "cancelled_count": cancelled,
                     "skipped_other": counts["skipped"] - cancelled,
-                    "audience_size": selectors.audience_size(campaign)
+                    "audience": selectors.audience_estimate(campaign)
                     if campaign.status in (Campaign.Status.DRAFT, Campaign.Status.SCHEDULED)
                     else None,
+                    "frequency_cap": _frequency_cap_text(),
                     "can_change": self.has_change_permission(request, campaign),
                     "can_add": self.has_add_permission(request),
                     "can_unschedule": campaign.dispatched_at is None
@@ -254,7 +295,8 @@ class CampaignAdmin(admin.ModelAdmin):
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "original": campaign,
-            "audience_size": selectors.audience_size(campaign),
+            "audience": selectors.audience_estimate(campaign),
+            "frequency_cap": _frequency_cap_text(),
             **context,
         }
         return TemplateResponse(request, f"admin/marketing/campaign/{template}", context)
@@ -437,6 +479,15 @@ class CampaignAdmin(admin.ModelAdmin):
             "language": _chosen_language(request.GET) or "",
         }
         return TemplateResponse(request, "admin/marketing/campaign/preview.html", context)
+
+
+def _frequency_cap_text() -> str:
+    """The cap as staff read it ("3 messages per 7 days"), or "" when there is none."""
+    cap = settings.MARKETING_MAX_PER_CUSTOMER
+    if cap <= 0:
+        return ""
+    days = settings.MARKETING_CAP_DAYS
+    return f"{cap} message{'s' if cap != 1 else ''} per {days} day{'s' if days != 1 else ''}"
 
 
 def _pause_limits() -> dict[str, str]:

@@ -307,6 +307,7 @@ class Delivery(models.Model):
         SUPPRESSED = "suppressed", "Address suppressed"
         ERASED = "erased", "Customer erased"
         CANCELLED = "cancelled", "Campaign cancelled"
+        FREQUENCY_CAP = "frequency_cap", "Frequency cap"
 
     campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="deliveries")
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="marketing_deliveries")

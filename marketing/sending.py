@@ -83,14 +83,18 @@ def deliveries_send_batch(*, campaign_id: int, first_id: int, last_id: int) -> B
             # no row and locks no consent, so a withdrawal meanwhile neither waits for this
             # batch nor is missed by it (the claim below re-checks consent).
             allowance = limiter.acquire(claim_size())
-            ids = sql.claim(
+            claimed = sql.claim(
                 campaign=campaign,
                 first_id=first_id,
                 last_id=last_id,
                 limit=allowance,
                 now=timezone.now(),
             )
+            ids = claimed.sending
+            result.skipped += claimed.capped
             limiter.release(allowance - len(ids))
+            if claimed.capped and not ids:
+                continue  # the claim took only rows over the frequency cap: claim again
             if not ids:
                 # Either nothing due is left, or every row at the head of the queue has become
                 # ineligible since dispatch (withdrawn, erased, suppressed): skip those and
@@ -104,6 +108,12 @@ def deliveries_send_batch(*, campaign_id: int, first_id: int, last_id: int) -> B
             # messages go out, and marks them. If the worker dies inside it, the marks are lost
             # and the rows stay "sending" (later "unknown"): never sent twice.
             with transaction.atomic():
+                capped = sql.skip_capped(ids=ids, now=timezone.now())
+                if capped:
+                    result.skipped += capped
+                    ids = list(
+                        Delivery.objects.filter(pk__in=ids, status=Delivery.Status.SENDING).values_list("pk", flat=True)
+                    )
                 allowed = sql.lock_consents(campaign=campaign, ids=ids)
                 withdrawn = [pk for pk in ids if pk not in allowed]
                 result.skipped += sql.skip_withdrawn(withdrawn)

@@ -18,7 +18,9 @@ from anymail.exceptions import AnymailAPIError, AnymailError, AnymailRecipientsR
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 
+from common.dkim import configured_key, sign_message
 from common.logging import mask_emails
+from common.mail import DkimSigningBackend
 
 from .emails import FEEDBACK_METADATA_KEY, OutgoingMessage, PrebuiltEmail
 
@@ -91,9 +93,16 @@ class Sender:
     """
 
     def __init__(self) -> None:
-        self.backend = get_connection(fail_silently=False)
+        backend = get_connection(fail_silently=False)
+        if isinstance(backend, DkimSigningBackend):
+            # Campaign messages are signed here, on the bytes built for them; the wrapper would
+            # parse each one back into an object first.
+            backend = backend.backend
+        self.backend = backend
         self.is_smtp = isinstance(self.backend, SMTPBackend)
         self.is_provider_api = isinstance(self.backend, AnymailBaseBackend)
+        # A provider's API builds and signs the message itself (with the domain verified there).
+        self.dkim_key = None if self.is_provider_api else configured_key()
 
     @property
     def _smtp(self) -> SMTPBackend:
@@ -104,6 +113,9 @@ class Sender:
         if self.is_provider_api:
             self._send_to_provider(message)
             return
+        if self.dkim_key is not None:
+            # message.data becomes the bytes that went out (signed), for the SMTP and other backends alike.
+            message.data = sign_message(message.data, self.dkim_key)
         if not self.is_smtp:
             self.backend.send_messages([PrebuiltEmail(message)])
             return

@@ -6,9 +6,11 @@ PostgreSQL and SQLite (3.35+: INSERT … SELECT … ON CONFLICT, UPDATE … RETU
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -78,6 +80,41 @@ def consent_granted_sql(customer_column: str) -> str:
 def not_suppressed_sql(email_column: str) -> str:
     hashes = f"{address_hash_sql(email_column)}, {legacy_address_hash_sql(email_column)}"
     return f"NOT EXISTS (SELECT 1 FROM {table(Suppression)} s WHERE s.address_hash IN ({hashes}))"
+
+
+# What counts against the frequency cap: messages that went out, or may have (a worker that died
+# mid-send). A failed message never arrived; a skipped one was never sent.
+CAP_COUNTED_STATUSES = (Delivery.Status.SENT, Delivery.Status.SENDING, Delivery.Status.UNKNOWN)
+
+
+def frequency_cap() -> tuple[int, timedelta] | None:
+    """(messages, window) when MARKETING_MAX_PER_CUSTOMER is set; None when unlimited."""
+    limit = getattr(settings, "MARKETING_MAX_PER_CUSTOMER", 0) or 0
+    days = getattr(settings, "MARKETING_CAP_DAYS", 0) or 0
+    if limit <= 0 or days <= 0:
+        return None
+    return limit, timedelta(days=days)
+
+
+def capped_sql(customer_column: str, *, before: str | None = None) -> str:
+    """
+    True when the customer already has the cap's number of marketing messages in the window
+    (parameters: the window's start, the limit). With `before` (a delivery table alias), only
+    the messages claimed before that row count: of two claims made at the same instant by two
+    campaigns, the earlier one (by claim time, then id) keeps its message. The index on
+    (customer, sent_at) finds the customer's few rows.
+    """
+    statuses = ", ".join(f"'{status}'" for status in CAP_COUNTED_STATUSES)
+    earlier = ""
+    if before:
+        earlier = (
+            f" AND (COALESCE(o.claimed_at, o.sent_at) < {before}.claimed_at "
+            f"OR (o.claimed_at = {before}.claimed_at AND o.id < {before}.id))"
+        )
+    return (
+        f"(SELECT COUNT(*) FROM {table(Delivery)} o WHERE o.customer_id = {customer_column} "
+        f"AND o.status IN ({statuses}) AND COALESCE(o.sent_at, o.claimed_at) >= %s{earlier}) >= %s"
+    )
 
 
 def audience_where(campaign: Campaign) -> tuple[str, list]:
@@ -164,10 +201,28 @@ def segment_audience_count(segment: AudienceSegment, *, purpose_id: int, product
 
 
 def audience_count(campaign: Campaign) -> int:
+    return audience_counts(campaign, now=None)[0]
+
+
+def audience_counts(campaign: Campaign, *, now) -> tuple[int, int]:
+    """
+    (customers in the audience now, how many of them the frequency cap would skip now), in one
+    query. Without a cap the second is 0 and the query is the plain COUNT.
+    """
     where, params = audience_where(campaign)
+    cap = frequency_cap()
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT COUNT(*) FROM {table(Customer)} c WHERE {where}", params)
-        return cursor.fetchone()[0]
+        if cap is None or now is None:
+            cursor.execute(f"SELECT COUNT(*) FROM {table(Customer)} c WHERE {where}", params)
+            return cursor.fetchone()[0], 0
+        limit, window = cap
+        cursor.execute(
+            f"SELECT COUNT(*), COALESCE(SUM(CASE WHEN {capped_sql('c.id')} THEN 1 ELSE 0 END), 0) "
+            f"FROM {table(Customer)} c WHERE {where}",
+            [now - window, limit, *params],
+        )
+        total, capped = cursor.fetchone()
+        return total, int(capped)
 
 
 def audience_count_by_language(campaign: Campaign) -> list[tuple[str, int]]:
@@ -206,32 +261,63 @@ def batch_starts(campaign_id: int, batch_size: int) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def claim(*, campaign: Campaign, first_id: int, last_id: int, limit: int, now) -> list[int]:
+@dataclass
+class Claimed:
+    sending: list[int]  # the ids taken for sending, in order
+    capped: int = 0  # rows the same statement skipped for the frequency cap
+
+
+def claim(*, campaign: Campaign, first_id: int, last_id: int, limit: int, now) -> Claimed:
     """
     Take up to `limit` queued rows in [first_id, last_id] for sending, in one conditional
     UPDATE that re-checks, in the same statement, that the campaign is still sending, the
     customer still consents, is not erased and the address is not suppressed. Returns the ids
     taken; another worker's rows are never taken twice (status = 'queued' is re-evaluated
     under the row lock).
+
+    With a frequency cap (MARKETING_MAX_PER_CUSTOMER per MARKETING_CAP_DAYS), the same statement
+    takes a row whose customer has reached the cap as skipped ("frequency cap") instead of
+    sending; those ids are not returned.
     """
     delivery = table(Delivery)
     customer_ok = (
         f"EXISTS (SELECT 1 FROM {table(Customer)} c WHERE c.id = {delivery}.customer_id "
         f"AND c.erased_at IS NULL AND {not_suppressed_sql('c.email')})"
     )
+    cap = frequency_cap()
+    if cap is None:
+        assignments = "status = %s, claimed_at = %s, attempts = attempts + 1"
+        assignment_params: list = [Delivery.Status.SENDING, now]
+    else:
+        limit_per_customer, window = cap
+        capped = capped_sql(f"{delivery}.customer_id")
+        assignments = (
+            f"status = CASE WHEN {capped} THEN %s ELSE %s END, "
+            f"skip_reason = CASE WHEN {capped} THEN %s ELSE '' END, "
+            f"claimed_at = %s, attempts = attempts + CASE WHEN {capped} THEN 0 ELSE 1 END"
+        )
+        cap_params = [now - window, limit_per_customer]
+        assignment_params = [
+            *cap_params,
+            Delivery.Status.SKIPPED,
+            Delivery.Status.SENDING,
+            *cap_params,
+            Delivery.SkipReason.FREQUENCY_CAP,
+            now,
+            *cap_params,
+        ]
     sql = (
-        f"UPDATE {delivery} SET status = %s, claimed_at = %s, attempts = attempts + 1 "
+        f"UPDATE {delivery} SET {assignments} "
         f"WHERE id IN (SELECT id FROM {delivery} WHERE campaign_id = %s AND id >= %s AND id <= %s "
         "AND status = %s AND next_attempt_at <= %s ORDER BY id LIMIT %s) "
         "AND status = %s "
         f"AND EXISTS (SELECT 1 FROM {table(Campaign)} m WHERE m.id = %s AND m.status = %s) "
         f"AND {consent_granted_sql(f'{delivery}.customer_id')} "
         f"AND {customer_ok} "
-        "RETURNING id"
+        "RETURNING id, status"
     )
     params = [
-        Delivery.Status.SENDING,
-        now,
+        *assignment_params,
         campaign.pk,
         first_id,
         last_id,
@@ -246,7 +332,37 @@ def claim(*, campaign: Campaign, first_id: int, last_id: int, limit: int, now) -
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return sorted(row[0] for row in cursor.fetchall())
+        rows = cursor.fetchall()
+    sending = sorted(pk for pk, status in rows if status == Delivery.Status.SENDING)
+    return Claimed(sending=sending, capped=len(rows) - len(sending))
+
+
+def skip_capped(*, ids: list[int], now) -> int:
+    """
+    Claimed rows whose customer reached the frequency cap with messages claimed just before them
+    (by another campaign's claim at the same instant, which the claim's own statement could not
+    see): skipped ("frequency cap"), never sent. Run in the claim's transaction, before sending.
+    """
+    cap = frequency_cap()
+    if cap is None or not ids:
+        return 0
+    limit, window = cap
+    delivery = table(Delivery)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {delivery} SET status = %s, skip_reason = %s "
+            f"WHERE id IN ({', '.join('%s' for _ in ids)}) AND status = %s "
+            f"AND {capped_sql(f'{delivery}.customer_id', before=delivery)}",
+            [
+                Delivery.Status.SKIPPED,
+                Delivery.SkipReason.FREQUENCY_CAP,
+                *ids,
+                Delivery.Status.SENDING,
+                now - window,
+                limit,
+            ],
+        )
+        return cursor.rowcount
 
 
 def pending_after(*, campaign: Campaign, after_id: int) -> bool:

@@ -441,3 +441,12 @@ def test_a_nul_character_in_a_looked_up_code_is_a_bad_request_not_a_server_error
     assert response.status_code == 400
     assert "product" in response.content.decode()
     assert not ProductRegistration.objects.filter(customer=ada).exists()
+
+
+def test_a_code_with_a_nul_character_is_refused_as_unknown_not_a_server_error(ada):
+    # PostgreSQL cannot look up text holding NUL: found by schemathesis as a 500
+    answer = client_with(Scope.SUPPRESSION_READ).post(
+        f"{V1}/suppression/check/", {"email": "ada@example.com", "purpose": "news\x00letter"}, format="json"
+    )
+    problem(answer, 400, "invalid_input")
+    assert "purpose" in answer.json()["errors"]
