@@ -100,7 +100,7 @@ def audience_where(campaign: Campaign) -> tuple[str, list]:
             f"EXISTS (SELECT 1 FROM {table(ProductRegistration)} r WHERE r.customer_id = c.id AND r.product_id = %s)"
         )
         params.append(campaign.filter_product_id)
-    if campaign.segment_id:
+    if campaign.segment is not None:
         segment_clauses, segment_params = segment_where(campaign.segment, purpose_id=campaign.purpose_id)
         clauses += segment_clauses
         params += segment_params
