@@ -251,7 +251,7 @@ def pending_after(*, campaign: Campaign, after_id: int) -> bool:
         f"SELECT EXISTS (SELECT 1 FROM {delivery} WHERE campaign_id = %s AND status = %s AND id > %s) "
         f"OR EXISTS (SELECT 1 FROM {delivery} WHERE campaign_id = %s AND status = %s AND id > %s)"
     )
-    params = [campaign.pk, Delivery.Status.QUEUED, after_id, campaign.pk, Delivery.Status.SENDING, after_id]
+    params: list[Any] = [campaign.pk, Delivery.Status.QUEUED, after_id, campaign.pk, Delivery.Status.SENDING, after_id]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return bool(cursor.fetchone()[0])
