@@ -16,6 +16,7 @@ import argparse
 import os
 import statistics
 import time
+from datetime import timedelta
 
 from bench import common
 
@@ -44,7 +45,7 @@ def add_activity() -> None:
                 text_body="Hello",
                 status=Campaign.Status.SENDING if n == 10 else Campaign.Status.SENT,
                 scheduled_at=now,
-                dispatched_at=now - timezone.timedelta(days=10 - n),
+                dispatched_at=now - timedelta(days=10 - n),
             )
             share = f"k.customer_id %% 10 = {n}" if n < 10 else "true"
             # The sending one: every subscriber, a third already sent; the sent ones: a tenth each.

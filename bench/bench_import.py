@@ -106,7 +106,9 @@ def import_once(path: Path, *, profile: Path | None) -> dict:
     if result.returncode != 0:
         raise SystemExit(f"import failed:\n{result.stdout}\n{result.stderr}")
     with psycopg.connect(common.bench_database_url()) as conn:
-        imported = conn.execute("SELECT count(*) FROM customers_customer").fetchone()[0]
+        counted = conn.execute("SELECT count(*) FROM customers_customer").fetchone()
+        assert counted is not None  # count(*) returns one row
+        imported = counted[0]
     return {
         "rows": imported,
         "seconds": seconds,

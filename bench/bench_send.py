@@ -33,6 +33,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from bench import common, processes
 
@@ -316,6 +317,7 @@ def run_peer(port: int, *, label: str, timeout: float) -> dict:
             raise SystemExit(f"[{label}] the peer did not finish within {timeout} s ({sent:,} of {expected:,})")
         sampler.stop()
         user, system = sampler.cpu_seconds()
+        assert last is not None  # it finished, so the peer noted when its last batch did
         seconds = last - started
         result = {
             "sent": sent,
@@ -427,7 +429,7 @@ def main() -> None:
                     else:
                         figures[who] = run_peer(port, label=label, timeout=args.timeout)
                 rounds.append(figures)
-            summary = {"rounds": rounds}
+            summary: dict[str, Any] = {"rounds": rounds}
             for who in ("product", "peer"):
                 rates = [r[who]["rate"] for r in rounds if who in r]
                 if rates:

@@ -27,7 +27,9 @@ def explain(cursor, sql: str, params: list) -> tuple[str, str]:
         plan = "\n".join(row[0] for row in cursor.fetchall())
     finally:
         cursor.execute("ROLLBACK")
-    total = re.search(r"Execution Time: ([\d.]+) ms", plan).group(1)
+    found = re.search(r"Execution Time: ([\d.]+) ms", plan)
+    assert found is not None  # EXPLAIN ANALYZE always ends with it
+    total = found.group(1)
     return plan, total
 
 

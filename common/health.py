@@ -28,6 +28,6 @@ def register(name: str, source: HealthSource) -> None:
     _sources[name] = source
 
 
-def items_for(user) -> list[HealthItem]:
+def items_for(user: object) -> list[HealthItem]:
     """Every registered app's items for this user, in the order the apps registered."""
     return [item for source in _sources.values() for item in source(user)]

@@ -15,12 +15,12 @@ import io
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from auditlog.context import disable_auditlog
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import ProtectedError
+from django.db.models import Field, ProtectedError
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -262,7 +262,7 @@ def register_new_address_check(name: str, check: NewAddressCheck) -> None:
 def customers_import(
     *,
     headers: list[str],
-    rows: list[dict[str, str]],
+    rows: list[dict[str, str]] | CsvFileRows,
     update: bool = False,
     clear_blank: bool = False,
     options: dict[str, Any] | None = None,
@@ -394,7 +394,7 @@ class _RowChecker:
         form = self.form
         form.data = data
         form.instance = copy.copy(instance) if instance is not None else Customer()
-        form._errors = None
+        form._errors = None  # type: ignore[attr-defined]  # Django's private cache: full_clean() runs again
         return form
 
     def check(self, line: int, row: dict[str, str], existing: dict[str, Customer]) -> _ValidRow | None:
@@ -459,12 +459,13 @@ def _remembered_choice_checks() -> Iterator[None]:
     clean(value) per value (a result or the ValidationError). The outcome is the same for every
     call: clean() of these fields reads only the value and the fixed choices.
     """
-    fields = [Customer._meta.get_field(name) for name in _REMEMBERED_MODEL_FIELDS]
+    # Concrete fields (country, language, currency), not relations: get_field's hint says either.
+    fields = [cast(Field, Customer._meta.get_field(name)) for name in _REMEMBERED_MODEL_FIELDS]
     if "clean" in vars(fields[0]):  # already in place (nested)
         yield
         return
     for model_field in fields:
-        model_field.clean = _remembering(model_field.clean)
+        model_field.clean = _remembering(model_field.clean)  # type: ignore[method-assign,assignment]  # undone below
     try:
         yield
     finally:
@@ -525,7 +526,8 @@ def _import_by_copy(
     report = ImportReport()
     checker = _RowChecker(headers=headers, update=update, clear_blank=clear_blank)
     staged = ["line", *IMPORT_FIELDS]
-    prepare = [Customer._meta.get_field(name).get_prep_value for name in IMPORT_FIELDS]
+    # The imported columns are fields, not relations: get_field's hint says either.
+    prepare = [cast(Field, Customer._meta.get_field(name)).get_prep_value for name in IMPORT_FIELDS]
     # (line, email, extension values) of the rows an extension has something to record for.
     pending: list[tuple[int, str, dict[str, Any]]] = []
     new_rows = 0

@@ -10,7 +10,7 @@ import csv
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -48,7 +48,7 @@ def import_check(
     *,
     data: bytes,
     file_name: str,
-    staff_user: AbstractBaseUser,
+    staff_user: User,
     update: bool = False,
     clear_blank: bool = False,
     evidence: str = "",
@@ -103,7 +103,7 @@ def import_check(
     return job
 
 
-def import_confirm(*, job: ImportJob, staff_user: AbstractBaseUser) -> ImportJob:
+def import_confirm(*, job: ImportJob, staff_user: User) -> ImportJob:
     """Confirm a checked import: it is queued, and a worker writes it (tasks.import_run) once this commits."""
     from . import tasks  # the entry point, enqueued after commit
 

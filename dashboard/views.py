@@ -11,6 +11,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from common.requests import StaffRequest
 from privacy.models import AccessLog
 from privacy.services import access_log_record
 
@@ -26,7 +27,7 @@ def _context(request: HttpRequest, title: str, **extra) -> dict:
     return {**admin.site.each_context(request), "title": title, **extra}
 
 
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: StaffRequest) -> HttpResponse:
     """The admin's home page: the panels this staff member may see (the model list is at /admin/models/)."""
     panels = selectors.dashboard(request.user)
     return TemplateResponse(
@@ -53,7 +54,7 @@ def _analysis_tables(request: HttpRequest) -> list[analysis.Table]:
     return analysis.analysis_tables()
 
 
-def analysis_page(request: HttpRequest) -> HttpResponse:
+def analysis_page(request: StaffRequest) -> HttpResponse:
     tables = _analysis_tables(request)
     access_log_record(
         staff_user=request.user,
@@ -97,7 +98,7 @@ def _shown(cell: analysis.Cell) -> str:
     return f"<{analysis.minimum_cell()}" if cell.suppressed else f"{cell.registrations:,}"
 
 
-def analysis_download(request: HttpRequest) -> HttpResponse:
+def analysis_download(request: StaffRequest) -> HttpResponse:
     tables = _analysis_tables(request)
     body = analysis.analysis_csv(tables)
     access_log_record(
@@ -115,7 +116,7 @@ def analysis_download(request: HttpRequest) -> HttpResponse:
 
 
 @permission_required(IMPORT_PERMISSION, raise_exception=True)
-def import_upload(request: HttpRequest) -> HttpResponse:
+def import_upload(request: StaffRequest) -> HttpResponse:
     form = ImportUploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
@@ -181,7 +182,7 @@ def import_progress(request: HttpRequest, public_id) -> JsonResponse:
 
 @require_POST
 @permission_required(IMPORT_PERMISSION, raise_exception=True)
-def import_confirm(request: HttpRequest, public_id) -> HttpResponse:
+def import_confirm(request: StaffRequest, public_id) -> HttpResponse:
     job = _job_for(request, public_id)
     try:
         imports.import_confirm(job=job, staff_user=request.user)

@@ -15,7 +15,7 @@ UNFINISHED = [WebhookEvent.Status.RECEIVED, WebhookEvent.Status.WAITING, Webhook
 def unfinished_notifications(user) -> list[HealthItem]:
     if not user.has_perm("intake.view_webhookevent"):
         return []
-    counts = dict.fromkeys(UNFINISHED, 0)
+    counts: dict[str, int] = dict.fromkeys(UNFINISHED, 0)
     # Served by the partial index webhook_event_unfinished.
     for row in WebhookEvent.objects.filter(status__in=UNFINISHED).values("status").annotate(n=Count("id")).order_by():
         counts[row["status"]] = row["n"]

@@ -576,7 +576,7 @@ class DeliveryEventAdmin(ReadOnlyAdmin):
         "reason",
         "effect",
     ]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]  # plain names: the stubs type fields as groups
 
 
 class SuppressionForm(forms.ModelForm):

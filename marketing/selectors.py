@@ -74,7 +74,7 @@ def audience_size(campaign: Campaign) -> int:
     return sql.audience_count(campaign)
 
 
-def segment_audience_sizes(segment: AudienceSegment, *, products: list | None = None) -> dict[str, int]:
+def segment_audience_sizes(segment: AudienceSegment, *, products: list[object] | None = None) -> dict[str, int]:
     """
     Customers a campaign for the segment would reach now, per marketing purpose: one COUNT per
     purpose. `products` stands in for the segment's own while it is not saved yet.

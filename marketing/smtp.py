@@ -82,7 +82,7 @@ def provider_email(message: OutgoingMessage) -> EmailMultiAlternatives:
     )
     if message.html:
         email.attach_alternative(message.html, "text/html")
-    email.metadata = {FEEDBACK_METADATA_KEY: message.message_id}
+    email.metadata = {FEEDBACK_METADATA_KEY: message.message_id}  # type: ignore[attr-defined]  # anymail reads it
     return email
 
 

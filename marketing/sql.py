@@ -137,7 +137,7 @@ def audience_where(campaign: Campaign) -> tuple[str, list]:
             f"EXISTS (SELECT 1 FROM {table(ProductRegistration)} r WHERE r.customer_id = c.id AND r.product_id = %s)"
         )
         params.append(campaign.filter_product_id)
-    if campaign.segment_id:
+    if campaign.segment is not None:
         segment_clauses, segment_params = segment_where(campaign.segment, purpose_id=campaign.purpose_id)
         clauses += segment_clauses
         params += segment_params
@@ -376,7 +376,7 @@ def pending_after(*, campaign: Campaign, after_id: int) -> bool:
         f"SELECT EXISTS (SELECT 1 FROM {delivery} WHERE campaign_id = %s AND status = %s AND id > %s) "
         f"OR EXISTS (SELECT 1 FROM {delivery} WHERE campaign_id = %s AND status = %s AND id > %s)"
     )
-    params = [campaign.pk, Delivery.Status.QUEUED, after_id, campaign.pk, Delivery.Status.SENDING, after_id]
+    params: list[Any] = [campaign.pk, Delivery.Status.QUEUED, after_id, campaign.pk, Delivery.Status.SENDING, after_id]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return bool(cursor.fetchone()[0])

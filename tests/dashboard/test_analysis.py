@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 def consenting(n: int, *, country: str, product, reseller, currency: str = "EUR", **registration):
     customers = []
     for _ in range(n):
-        customer = CustomerFactory(country=country)
+        customer = CustomerFactory.create(country=country)
         consent_grant(
             customer=customer, purpose=Purpose.objects.get(code="internal_analysis"), source=Source.SIGNUP_FORM
         )
