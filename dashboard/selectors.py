@@ -7,7 +7,6 @@ the size of the tables.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -19,6 +18,7 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from common import health
+from marketing.readiness import sender_readiness
 from privacy.models import PrivacyRequest, RecipientNotification, RetentionRun
 
 from . import charts
@@ -189,39 +189,17 @@ def privacy_panel(user: User, now: datetime) -> Panel:
     return panel
 
 
-READINESS_MODULE = "marketing.readiness"
-
-
-def readiness() -> list[tuple[str, bool, str]] | None:
+def readiness() -> list[tuple[str, bool, str]]:
     """
-    The sender readiness list, where the marketing app has one (marketing.readiness, with a
-    `readiness_checks()` or `sender_readiness()` returning items with a name, an ok flag and
-    a detail, as dicts, tuples or objects); None where it does not exist. Called on each view:
-    it must be as cheap as the rest of the page.
+    The sender readiness list of `check_sender` (marketing.readiness), without its audit of every
+    message of the last 30 days against the ledger: that one is for the command, not for a page
+    shown on every visit. A warning shows as good with its detail; a failure as bad.
     """
     try:
-        module = importlib.import_module(READINESS_MODULE)
-    except ModuleNotFoundError as missing:
-        if missing.name == READINESS_MODULE:
-            return None
-        raise
-    check = getattr(module, "readiness_checks", None) or getattr(module, "sender_readiness", None)
-    if not callable(check):
-        return None
-    try:
-        return [_readiness_item(item) for item in check()]
+        return [(check.title, check.passed, check.detail) for check in sender_readiness(audit_withdrawals=False)]
     except Exception:  # the dashboard must open even when a check is broken
         logger.exception("The sender readiness list could not be read")
         return [("The sender readiness list could not be read (see the log)", False, "")]
-
-
-def _readiness_item(item: object) -> tuple[str, bool, str]:
-    if isinstance(item, dict):
-        return str(item.get("name", "")), bool(item.get("ok")), str(item.get("detail", ""))
-    if isinstance(item, tuple):
-        name, ok, *rest = item
-        return str(name), bool(ok), str(rest[0]) if rest else ""
-    return str(getattr(item, "name", item)), bool(getattr(item, "ok", False)), str(getattr(item, "detail", ""))
 
 
 def health_panel(user: User, figures: Figures | None, now: datetime) -> Panel:

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from consents.models import Consent, ConsentEvent, Purpose, Source
 from customers.models import Customer
-from marketing.models import Campaign, Delivery, Suppression
+from marketing.models import Campaign, Delivery, DeliveryEvent, Suppression
 from marketing.selectors import campaigns_status_counts
 
 from . import selectors
@@ -97,15 +97,11 @@ def consent_figures(*, now: datetime) -> dict[str, Any]:
     }
 
 
-def _has_status(value: str) -> bool:
-    return value in Delivery.Status.values
-
-
 def campaign_figures() -> dict[str, Any]:
     """
     The last ten campaigns that went out, with their deliveries per status and the
-    unsubscribes their links brought. Bounced and complained are counted from Delivery's
-    status once it has those values; until then they are None (the page shows "—").
+    unsubscribes their links brought. A hard bounce is a delivery's status (the message was
+    sent, so it counts as sent too); complaints are the messages a provider reported as spam.
     """
     campaigns = list(
         Campaign.objects.exclude(dispatched_at=None)
@@ -127,6 +123,14 @@ def campaign_figures() -> dict[str, Any]:
         .order_by()
     ):
         unsubscribed[references[by_reference["reference"]]] = by_reference["n"]
+    complained = dict.fromkeys(ids, 0)
+    for by_campaign in (
+        DeliveryEvent.objects.filter(campaign_id__in=ids, kind=DeliveryEvent.Kind.COMPLAINED)
+        .values("campaign_id")
+        .annotate(n=Count("delivery_id", distinct=True))
+        .order_by()
+    ):
+        complained[by_campaign["campaign_id"]] = by_campaign["n"]
     rows = []
     for campaign in campaigns:
         by_status = counts[campaign["id"]]
@@ -139,11 +143,11 @@ def campaign_figures() -> dict[str, Any]:
                 "status": campaign["status"],
                 "dispatched_at": dispatched_at.isoformat(),
                 "total": sum(by_status.values()),
-                "sent": by_status.get("sent", 0),
+                "sent": by_status.get("sent", 0) + by_status.get("bounced", 0),
                 "skipped": by_status.get("skipped", 0),
                 "failed": by_status.get("failed", 0),
-                "bounced": by_status.get("bounced", 0) if _has_status("bounced") else None,
-                "complained": by_status.get("complained", 0) if _has_status("complained") else None,
+                "bounced": by_status.get("bounced", 0),
+                "complained": complained[campaign["id"]],
                 "unsubscribed": unsubscribed[campaign["id"]],
             }
         )
