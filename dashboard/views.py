@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth.decorators import permission_required
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
@@ -15,7 +17,7 @@ from common.requests import StaffRequest
 from privacy.models import AccessLog
 from privacy.services import access_log_record
 
-from . import analysis, charts, imports, selectors
+from . import analysis, charts, imports, selectors, tasks
 from .forms import ImportUploadForm
 from .models import ImportJob
 
@@ -27,9 +29,20 @@ def _context(request: HttpRequest, title: str, **extra) -> dict:
     return {**admin.site.each_context(request), "title": title, **extra}
 
 
+def _count_soon() -> None:
+    """
+    Figures never counted (a new installation): ask the worker to count them now rather than
+    wait for beat's next refresh; once per few minutes, however often the page is opened.
+    """
+    if cache.add("dashboard:first-count-asked", True, timeout=settings.DASHBOARD_REFRESH_SECONDS):
+        tasks.figures_refresh.delay()
+
+
 def home(request: StaffRequest) -> HttpResponse:
     """The admin's home page: the panels this staff member may see (the model list is at /admin/models/)."""
     panels = selectors.dashboard(request.user)
+    if any(panel.computed_at is None for panel in panels if panel.name != "privacy"):
+        _count_soon()
     return TemplateResponse(
         request,
         "admin/dashboard/home.html",

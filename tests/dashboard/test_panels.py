@@ -338,3 +338,19 @@ def test_the_sender_readiness_list_is_the_one_check_sender_gives(admin_client, p
     assert "Sender readiness" in page
     # Without DKIM the first check fails, as `check_sender` says.
     assert '<li class="dash-bad">DKIM signing' in page
+
+
+def test_a_dashboard_never_counted_asks_the_worker_to_count_it_once(admin_client, people, monkeypatch):
+    from django.core.cache import cache
+
+    from dashboard import tasks
+
+    cache.delete("dashboard:first-count-asked")
+    asked = []
+    monkeypatch.setattr(tasks.figures_refresh, "delay", lambda: asked.append(True))
+
+    first = admin_client.get("/admin/").content.decode()
+    admin_client.get("/admin/")
+
+    assert "the worker is counting them" in first
+    assert asked == [True]
