@@ -14,7 +14,6 @@ from customers.validators import reject_card_numbers
 
 from .triggers import LEDGER_APPEND_ONLY, LEDGER_NO_TRUNCATE
 
-
 if TYPE_CHECKING:
     # django-modeltranslation (translation.py) swaps the managers of the models it translates
     # for its MultilingualManager at start-up; importing it here lets the Django mypy plugin

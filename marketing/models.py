@@ -1,6 +1,6 @@
 import uuid
-from dataclasses import dataclass
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings
@@ -16,7 +16,6 @@ from customers.models import Customer, Product
 from privacy.models import AccessLog
 
 from .rendering import TemplateRefused, check_template
-
 
 if TYPE_CHECKING:
     # django-modeltranslation (translation.py) swaps the managers of the models it translates
