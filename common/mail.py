@@ -2,12 +2,14 @@ import logging
 from email import message_from_bytes
 from email.message import Message
 from pathlib import Path
+from typing import cast
 
 from django.conf import settings
 from django.core.mail import EmailMessage as DjangoEmailMessage
 from django.core.mail import get_connection
 from django.core.mail.backends.base import BaseEmailBackend
 from django.core.mail.backends.console import EmailBackend as ConsoleEmailBackend
+from django.core.mail.message import MIMEMixin
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 
@@ -101,7 +103,9 @@ def sign_email(email_message: DjangoEmailMessage) -> DjangoEmailMessage:
     """The message with a DKIM signature (unchanged when DKIM is not configured or it is already signed)."""
     if isinstance(email_message, SignedEmail) or configured_key() is None:
         return email_message
-    data = email_message.message().as_bytes(linesep="\r\n")
+    # Django 5.2's message() is one of its SafeMIME classes, whose as_bytes takes linesep (the stubs
+    # describe the stdlib EmailMessage that Django 6 returns).
+    data = cast(MIMEMixin, email_message.message()).as_bytes(linesep="\r\n")
     return SignedEmail(email_message, sign_message(data))
 
 

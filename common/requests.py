@@ -14,3 +14,14 @@ class StaffRequest(HttpRequest):
     """
 
     user: User
+
+
+class CustomerLanguageRequest(HttpRequest):
+    """
+    A request for a page reached through a customer's own link, shown in the customer's preferred
+    language: consents.views.in_customer_language and marketing.views.unsubscribe set
+    `language_from_customer` (no language switcher on such a page), config.context_processors.site
+    reads it. Only an annotation: Django builds the request as usual.
+    """
+
+    language_from_customer: bool

@@ -533,9 +533,9 @@ class DisclosurePurposeAdmin(admin.ModelAdmin):
         return obj is not None and not obj.disclosures.exists() and super().has_delete_permission(request, obj)
 
 
-def _translated(*names: str) -> list[str]:
+def _translated(*names: str) -> tuple[str, ...]:
     """name -> name_en, name_de, name_fr (django-modeltranslation's columns)."""
-    return [f"{name}_{code}" for name in names for code in settings.CUSTOMER_LANGUAGES]
+    return tuple(f"{name}_{code}" for name in names for code in settings.CUSTOMER_LANGUAGES)
 
 
 class MissingTranslationFilter(admin.SimpleListFilter):

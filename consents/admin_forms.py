@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, time
+from typing import cast
 
 from django import forms
 from django.conf import settings
@@ -62,7 +63,9 @@ class RecordConsentForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.customer = customer
         names = dict(settings.LANGUAGES)
-        self.fields["language"].choices = [(code, names.get(code, code)) for code in settings.CUSTOMER_LANGUAGES]
+        cast(forms.ChoiceField, self.fields["language"]).choices = [
+            (code, names.get(code, code)) for code in settings.CUSTOMER_LANGUAGES
+        ]
         self.fields["language"].initial = customer_language(customer.language if customer else None)
 
     def clean_given_on(self):

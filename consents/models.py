@@ -1,6 +1,6 @@
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -13,6 +13,12 @@ from customers.models import Customer, ThirdParty
 from customers.validators import reject_card_numbers
 
 from .triggers import LEDGER_APPEND_ONLY, LEDGER_NO_TRUNCATE
+
+if TYPE_CHECKING:
+    # django-modeltranslation (translation.py) swaps the managers of the models it translates
+    # for its MultilingualManager at start-up; importing it here lets the Django mypy plugin
+    # resolve that manager's type (django-stubs#1023).
+    import modeltranslation.manager  # noqa: F401
 
 
 class Purpose(models.Model):
@@ -90,13 +96,19 @@ class PolicyVersionQuerySet(models.QuerySet["PolicyVersion"]):
         return self.filter(effective_at__lte=at or timezone.now()).order_by("-effective_at", "-id")
 
 
+# PolicyVersionQuerySet.as_manager(), named so that `objects` can be declared with its type: the
+# Django mypy plugin cannot resolve the manager class django-modeltranslation builds at start-up
+# from this one (django-stubs#1023), and a declared manager is taken as it is declared.
+PolicyVersionManager = models.Manager.from_queryset(PolicyVersionQuerySet)
+
+
 class PolicyVersion(models.Model):
     version = models.CharField(max_length=50)
     effective_at = models.DateTimeField("takes effect")
     text = models.TextField()
     created_at = models.DateTimeField(default=timezone.now)
 
-    objects = PolicyVersionQuerySet.as_manager()
+    objects: ClassVar["PolicyVersionManager[PolicyVersion]"] = PolicyVersionManager()
 
     class Meta:
         ordering = ["-effective_at"]

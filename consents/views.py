@@ -12,7 +12,7 @@ import copy
 import functools
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.contrib import messages
@@ -32,6 +32,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from common.client import client_ip_for_limits
 from common.languages import currency_label, customer_language, language_name
 from common.prepared import PreparedQuery
+from common.requests import CustomerLanguageRequest
 from common.tokens import BadToken, TokenExpired, TokenSuperseded, TokenUnknown, TokenUsed
 from customers.email_changes import (
     email_change_by_token,
@@ -95,7 +96,7 @@ def in_customer_language(request: HttpRequest, customer: Customer):
     """A page reached through a customer's own link is in their preferred language, whatever the browser says."""
     language = customer_language(customer.language)
     request.LANGUAGE_CODE = language
-    request.language_from_customer = True
+    cast(CustomerLanguageRequest, request).language_from_customer = True
     with translation.override(language):
         yield
 

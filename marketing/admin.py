@@ -1,3 +1,5 @@
+from typing import TYPE_CHECKING
+
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
@@ -20,6 +22,9 @@ from .models import AudienceSegment, Campaign, CampaignAction, Delivery, Deliver
 from .rendering import PLACEHOLDERS
 from .selectors import segment_audience_sizes
 from .suppression import suppression_add
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldsetSpec
 
 # The message per language (django-modeltranslation's columns): subject_en, text_body_en, ...
 VARIANT_FIELDS = [
@@ -92,6 +97,20 @@ class CampaignActionInline(admin.TabularInline):
         return False
 
 
+def _message_fieldsets() -> "_FieldsetSpec":
+    """A fieldset per complete language for the subject and bodies: the site language's open, the others collapsed."""
+    return [
+        (
+            f"Message in {name}",
+            {"fields": [f"subject_{code}", f"text_body_{code}", f"html_body_{code}"], "classes": ["collapse"]}
+            if code != settings.LANGUAGE_CODE
+            else {"fields": [f"subject_{code}", f"text_body_{code}", f"html_body_{code}"]},
+        )
+        for code, name in settings.LANGUAGES
+        if code in settings.CUSTOMER_LANGUAGES
+    ]
+
+
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
     list_display = ["name", "purpose", "status", "scheduled_at", "progress", "rates"]
@@ -121,16 +140,7 @@ class CampaignAdmin(admin.ModelAdmin):
                 "in the variant's language.",
             },
         ),
-        *(
-            (
-                f"Message in {name}",
-                {"fields": [f"subject_{code}", f"text_body_{code}", f"html_body_{code}"], "classes": ["collapse"]}
-                if code != settings.LANGUAGE_CODE
-                else {"fields": [f"subject_{code}", f"text_body_{code}", f"html_body_{code}"]},
-            )
-            for code, name in settings.LANGUAGES
-            if code in settings.CUSTOMER_LANGUAGES
-        ),
+        *_message_fieldsets(),
         (
             "Audience",
             {"fields": ["filter_country", "filter_language", "filter_product", "segment", "audience_per_variant"]},

@@ -1,6 +1,7 @@
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -15,6 +16,12 @@ from customers.models import Customer, Product
 from privacy.models import AccessLog
 
 from .rendering import TemplateRefused, check_template
+
+if TYPE_CHECKING:
+    # django-modeltranslation (translation.py) swaps the managers of the models it translates
+    # for its MultilingualManager at start-up; importing it here lets the Django mypy plugin
+    # resolve that manager's type (django-stubs#1023).
+    import modeltranslation.manager  # noqa: F401
 
 
 def _default_from() -> str:
@@ -197,7 +204,7 @@ class Campaign(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> None:
         # The untranslated columns (subject, text_body, html_body) hold the fallback variant:
         # django-modeltranslation fills them with the active language's, which may have none.
         with translation.override(self.fallback_language or settings.LANGUAGE_CODE):
@@ -207,7 +214,7 @@ class Campaign(models.Model):
     def is_editable(self) -> bool:
         return self.status == self.Status.DRAFT
 
-    def clean_fields(self, exclude=None):
+    def clean_fields(self, exclude: Collection[str] | None = None) -> None:
         # The untranslated columns are the fallback variant's copy (save); each language's own
         # columns are the ones staff fill in, checked in clean().
         super().clean_fields(exclude={*(exclude or ()), "subject", "text_body", "html_body"})

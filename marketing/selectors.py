@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Case, Count, Q, Value, When
+from django.db.models import Case, Count, Q, QuerySet, Value, When
 from django.db.models.functions import TruncDay, TruncHour
+from django.db.models.functions.datetime import TruncBase
 from django.utils import timezone
 
 from consents.models import ConsentEvent, Purpose, Source
@@ -192,11 +193,11 @@ def _sent_statuses() -> list[str]:
     return [status for status in ("sent", "bounced") if status in Delivery.Status.values]
 
 
-def _truncate(interval: str, field_name: str):
+def _truncate(interval: str, field_name: str) -> TruncBase:
     return (TruncHour if interval == "hour" else TruncDay)(field_name, tzinfo=UTC)
 
 
-def _unsubscribe_rows(references: list[str]):
+def _unsubscribe_rows(references: list[str]) -> QuerySet[ConsentEvent]:
     return ConsentEvent.objects.filter(
         reference__in=references, granted=False, source__in=list(UNSUBSCRIBE_SOURCES.values())
     )
@@ -274,6 +275,7 @@ def campaign_report(campaign: Campaign, *, interval: str | None = None, now: dat
     for _campaign_id, kind, at, n in _feedback_rows([campaign.pk], interval=interval):
         if kind == "complained":
             complained += n
+        assert at is not None, "rows asked for with an interval carry their hour or day"
         bucket(at)[kind] += n
     series = _filled(buckets, interval)
     return CampaignReport(

@@ -41,12 +41,12 @@ def read_unsubscribe_token(token: str) -> UnsubscribeTarget:
     try:
         link = unsign(token, salt=UNSUBSCRIBE_SALT, max_age=None)  # never expires
     except TokenInvalid as error:
-        raise TokenInvalid(_("This unsubscribe link is not valid.")) from error
+        raise TokenInvalid(str(_("This unsubscribe link is not valid."))) from error
     # Erased customers are found too (erasure keeps the row and its public ID), so an old
     # email's link still answers "unsubscribed" and withdrawing again changes nothing. Only a
     # link naming no customer or no marketing purpose at all is refused.
     customer = Customer.objects.filter(public_id=link.public_id).first()
     purpose = Purpose.objects.filter(code=str(link.fields.get("p")), is_marketing=True).first()
     if customer is None or purpose is None:
-        raise TokenUnknown(_("This unsubscribe link does not lead to a subscription."))
+        raise TokenUnknown(str(_("This unsubscribe link does not lead to a subscription.")))
     return UnsubscribeTarget(customer=customer, purpose=purpose, campaign_public_id=str(link.fields.get("m") or ""))

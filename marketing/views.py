@@ -7,6 +7,8 @@ mail provider (RFC 8058) with no cookies and no CSRF token: it withdraws too and
 The signed token is the credential, so that one case is exempt from the CSRF check.
 """
 
+from typing import cast
+
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import translation
@@ -15,6 +17,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods
 
 from common.languages import customer_language
+from common.requests import CustomerLanguageRequest
 from consents.models import Consent, Source
 from consents.services import RequestMeta, consent_withdraw
 from consents.tokens import BadToken, preference_url
@@ -45,7 +48,7 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     # The page and the one-click answer are in the customer's preferred language.
     language = customer_language(target.customer.language)
     request.LANGUAGE_CODE = language
-    request.language_from_customer = True
+    cast(CustomerLanguageRequest, request).language_from_customer = True
     with translation.override(language):
         return _answer(request, token, target)
 

@@ -14,6 +14,7 @@ import polib
 import pytest
 from django.conf import settings
 from django.template import engines
+from django.template.backends.django import DjangoTemplates
 from django.template.base import Node
 from django.templatetags.i18n import BlockTranslateNode, TranslateNode
 
@@ -50,7 +51,9 @@ def _catalogue(language: str) -> polib.POFile:
 
 
 def _template_strings(path: Path) -> set[str]:
-    template = engines["django"].engine.from_string(path.read_text())
+    backend = engines["django"]
+    assert isinstance(backend, DjangoTemplates)
+    template = backend.engine.from_string(path.read_text())
     found: set[str] = set()
 
     def walk(nodes) -> None:
@@ -88,7 +91,7 @@ def _python_strings(path: Path) -> set[str]:
 
 def customer_strings() -> dict[str, str]:
     """Every marked customer-facing string, with where it was found."""
-    strings = {}
+    strings: dict[str, str] = {}
     for path in CUSTOMER_TEMPLATES:
         for text in _template_strings_trimmed(path):
             strings.setdefault(text, str(path.relative_to(BASE)))

@@ -44,7 +44,7 @@ def francois(translated):
 
 def greta_english(code: str) -> str:
     """A purpose's English wording (the fallback)."""
-    return Purpose.objects.get(code=code).wording_en
+    return Purpose.objects.get(code=code).wording_en  # type: ignore[attr-defined]  # modeltranslation adds it
 
 
 def page_url(customer) -> str:

@@ -48,7 +48,9 @@ def dkim_key(request, settings):
 
 
 def signed_headers(data: bytes) -> list[str]:
-    signature = re.search(rb"DKIM-Signature:(.*?)\r\n(?=\S)", data, re.S).group(1)
+    found = re.search(rb"DKIM-Signature:(.*?)\r\n(?=\S)", data, re.S)
+    assert found is not None, "the message carries no DKIM-Signature header"
+    signature = found.group(1)
     pairs = (tag.partition(b"=") for tag in re.sub(rb"\s+", b"", signature).split(b";"))
     tags = {name: value for name, _, value in pairs}
     return [name.decode().lower() for name in tags[b"h"].split(b":")]

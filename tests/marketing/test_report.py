@@ -25,7 +25,7 @@ DISPATCHED = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 
 def customer_who_consents(email: str):
     """A customer since before the campaign, consenting since the day before it."""
-    customer = CustomerFactory(email=email, created_at=DISPATCHED - timedelta(days=30))
+    customer = CustomerFactory.create(email=email, created_at=DISPATCHED - timedelta(days=30))
     consent_grant(
         customer=customer,
         purpose=purpose("newsletter"),
