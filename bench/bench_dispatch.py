@@ -23,7 +23,7 @@ def checkpoint_and_clear() -> None:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE marketing_delivery")
+        cursor.execute("TRUNCATE marketing_delivery CASCADE")
         cursor.execute("DELETE FROM marketing_campaignaction")
         cursor.execute("DELETE FROM marketing_campaign")
         cursor.execute("CHECKPOINT")
