@@ -6,6 +6,8 @@ Campaigns and test sends go over a real SMTP server; Django-sent mail through th
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 
 import dkim
@@ -119,6 +121,47 @@ def test_a_changed_body_fails_verification(dkim_key):
     signed = sign_message(data)
     assert dkim.verify(signed, dnsfunc=dns_for(dkim_key))
     assert not dkim.verify(signed.replace(b"a.example/1", b"b.example/1"), dnsfunc=dns_for(dkim_key))
+
+
+SHAPES = {
+    "folded and tabbed headers": (
+        b"From: News\r\n <news@example.com>\r\nTo: ada@example.org\r\nSubject: A  long\t subject\r\n\tfolded  twice\r\n"
+        b"List-Unsubscribe:   <https://consent.example.com/u/t/>  \r\n\r\nHello\r\n"
+    ),
+    "a repeated header, the last instance first": (
+        b"Received: from a\r\nFrom: news@example.com\r\nTo: ada@example.org\r\nTo: bob@example.org\r\n"
+        b"Subject: Hi\r\n\r\nHello\r\n"
+    ),
+    "blank lines at the end of the body": b"From: news@example.com\r\nSubject: Hi\r\n\r\nHello\r\n\r\n\r\n",
+    "an empty body": b"From: news@example.com\r\nSubject: Hi\r\n\r\n",
+    "a body without a final line end": b"From: news@example.com\r\nSubject: Hi\r\n\r\nHello",
+    "upper-case names and no space after the colon": b"FROM:news@example.com\r\nSUBJECT:Hi\r\n\r\nHello\r\n",
+    "bare line feeds (signed by dkimpy)": b"From: news@example.com\nSubject: Hi\n\nHello\nthere\n",
+}
+
+
+@pytest.mark.parametrize("data", SHAPES.values(), ids=SHAPES.keys())
+def test_every_message_shape_verifies_and_a_changed_header_does_not(dkim_key, data):
+    # given: a message of an unusual shape; when: it is signed
+    signed = sign_message(data)
+    # then: dkimpy verifies it, and changing the signed sender breaks it
+    assert dkim.verify(signed, dnsfunc=dns_for(dkim_key))
+    tampered = signed.replace(b"news@example.com", b"news@evil.example")
+    assert tampered != signed
+    assert not dkim.verify(tampered, dnsfunc=dns_for(dkim_key))
+
+
+@pytest.mark.parametrize("data", SHAPES.values(), ids=SHAPES.keys())
+def test_the_body_hash_is_dkimpys(dkim_key, data):
+    # given: a message of an unusual shape; when: it is signed
+    signed = sign_message(data)
+    # then: bh= is the hash of dkimpy's own simple canonicalisation of the body
+    policy = dkim.CanonicalizationPolicy.from_c_value(b"relaxed/simple")
+    body = re.split(rb"\r?\n\r?\n", data, maxsplit=1)[1]
+    expected = base64.b64encode(
+        hashlib.sha256(policy.canonicalize_body(body.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))).digest()
+    )
+    assert b"bh=" + expected + b";" in re.sub(rb"\s+", b"", signed)
 
 
 def test_mail_django_sends_is_signed_by_the_signing_backend(settings, dkim_key):
