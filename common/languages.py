@@ -11,6 +11,7 @@ import functools
 import gettext
 
 from django.conf import settings
+from django.utils import translation
 from django.utils.translation import get_language, get_language_info
 
 
@@ -59,3 +60,23 @@ def currency_label(code: str, language: str | None = None) -> str:
     """The code and its name in the customer's language, as the currency list shows it (CHF, Schweizer Franken)."""
     name = _currency_names(customer_language(language or get_language())).get(code, "")
     return f"{code} – {name}" if name else code
+
+
+@functools.lru_cache(maxsize=8)
+def _country_names(language: str) -> dict[str, str]:
+    """Country names in `language` (django-countries' translations), by ISO 3166 code."""
+    from django_countries import countries
+
+    with translation.override(language):
+        return {code: str(name) for code, name in countries}
+
+
+def country_name(code: str, language: str | None = None) -> str:
+    """
+    A country's name in the active language ("Deutschland"), "" for no country. What a model's
+    get_country_display() says, from a table made once per language: that method flattens
+    every country's choice on each call (1.6 ms), and a campaign calls it for each message.
+    """
+    if not code:
+        return ""
+    return _country_names(language or get_language() or settings.LANGUAGE_CODE).get(str(code), "")

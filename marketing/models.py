@@ -316,8 +316,14 @@ class Delivery(models.Model):
         CANCELLED = "cancelled", "Campaign cancelled"
         FREQUENCY_CAP = "frequency_cap", "Frequency cap"
 
-    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="deliveries")
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="marketing_deliveries")
+    # No index of their own: delivery_by_campaign_status and delivery_by_customer lead with
+    # them. A campaign-only index made the planner scan a whole new campaign for each batch
+    # while the table's statistics did not know the campaign yet (docs/benchmarks.md), and
+    # every claim and mark (status is indexed, so no update is HOT) wrote to it.
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="deliveries", db_index=False)
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="marketing_deliveries", db_index=False
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     skip_reason = models.CharField("why skipped", max_length=20, choices=SkipReason.choices, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)

@@ -249,6 +249,25 @@ def insert_deliveries(campaign: Campaign, now) -> int:
         return cursor.rowcount
 
 
+# A dispatch that queues at least this many deliveries refreshes the table's statistics.
+ANALYZE_AFTER_ROWS = 10_000
+
+
+def deliveries_analyze() -> None:
+    """
+    Refresh PostgreSQL's statistics of the deliveries table (through the owner's function of
+    migration 0013: the runtime role may not ANALYZE). Right after a dispatch the planner has
+    never seen the new campaign's id: it took it for a handful of rows and read each batch
+    through an index on the campaign alone, every row of the campaign for every claim, so a
+    batch's claim grew with the campaign (200 ms per claim at 600,000 recipients against 4 ms).
+    About 0.3 s at 600,000 rows. Nothing to do on SQLite.
+    """
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT marketing_delivery_analyze()")
+
+
 def batch_starts(campaign_id: int, batch_size: int) -> list[int]:
     """The first id of each batch of queued rows: every batch_size-th id, by a window function."""
     sql = (

@@ -84,6 +84,25 @@ def test_a_french_customer_gets_a_french_campaign_footer(smtp, make_campaign, st
     assert "Example Software Ltd, 1 Example Street" in message.text  # the postal address
 
 
+@pytest.mark.parametrize(
+    ("language", "country", "shown"),
+    # A French reader gets the English fallback text: the country as that text names it.
+    [("de", "AT", "Österreich"), ("fr", "DE", "Germany"), ("en", "DE", "Germany"), ("de", "", "")],
+)
+def test_the_country_placeholder_names_the_country_in_the_language_of_the_text(
+    make_campaign, staff_user, german_newsletter, language, country, shown
+):
+    # given: a campaign whose body names the reader's country, in English and German
+    campaign = make_campaign(
+        text_body="Offers for {{ country }}.", text_body_de="Angebote für {{ country }}.", subject_de="Angebote"
+    )
+    customer = customer_who_consents(email="reader@example.com", language=language, country=country)
+    # when: the message is built for the reader
+    message = campaigns.campaign_preview(campaign=campaign, customer=customer, user=staff_user)
+    # then: the country's name as the reader's language writes it
+    assert (f"für {shown}." if language == "de" else f"for {shown}.") in message.text
+
+
 def test_the_audience_view_counts_the_customers_of_each_variant(bilingual):
     for number, language in enumerate(["de", "de", "en", "fr", "ja"]):
         customer_who_consents(email=f"reader{number}@example.com", language=language)

@@ -431,3 +431,26 @@ def test_rows_being_sent_after_a_batch_s_range_keep_the_campaign_sending(make_ca
     assert sql.pending_after(campaign=campaign, after_id=first) is True
     Delivery.objects.filter(pk=last).update(status=Delivery.Status.SENT)
     assert sql.pending_after(campaign=campaign, after_id=first) is False
+
+
+@pytest.mark.postgres
+def test_a_large_dispatch_refreshes_the_planners_statistics_as_the_runtime_role(make_campaign, staff_user, monkeypatch):
+    # given: a campaign whose audience is over the threshold (lowered for the test)
+    from django.db import connection
+
+    monkeypatch.setattr(sql, "ANALYZE_AFTER_ROWS", 3)
+    for number in range(3):
+        customer_who_consents(email=f"reader{number}@example.com")
+    campaign = make_campaign()
+    campaigns.campaign_send_now(campaign=campaign, user=staff_user)
+    # when: the dispatcher queues its deliveries (CI connects as the runtime role, which owns no table)
+    dispatch.campaigns_dispatch_due()
+    # then: PostgreSQL's statistics know the new campaign, so batches are planned for its size
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE relname = 'marketing_delivery'")
+        assert cursor.fetchone()[0] == 3
+        cursor.execute(
+            "SELECT most_common_vals::text FROM pg_stats WHERE tablename = 'marketing_delivery' AND attname = 'campaign_id'"
+        )
+        row = cursor.fetchone()
+    assert row is not None and str(campaign.pk) in row[0]
