@@ -450,7 +450,8 @@ def test_a_large_dispatch_refreshes_the_planners_statistics_as_the_runtime_role(
         cursor.execute("SELECT reltuples FROM pg_class WHERE relname = 'marketing_delivery'")
         assert cursor.fetchone()[0] == 3
         cursor.execute(
-            "SELECT most_common_vals::text FROM pg_stats WHERE tablename = 'marketing_delivery' AND attname = 'campaign_id'"
+            "SELECT most_common_vals::text FROM pg_stats "
+            "WHERE tablename = 'marketing_delivery' AND attname = 'campaign_id'"
         )
         row = cursor.fetchone()
     assert row is not None and str(campaign.pk) in row[0]
