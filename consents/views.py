@@ -22,6 +22,7 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.db.models.functions import Now
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.template.backends.utils import csrf_input
 from django.urls import reverse
 from django.utils import translation
 from django.utils.cache import add_never_cache_headers
@@ -200,6 +201,20 @@ def page_customer(public_id: uuid.UUID) -> Customer | None:
     return found[0] if found else None
 
 
+def _page_urls(token: str) -> dict[str, str]:
+    """Where the page's forms and links go (the Jinja2 template has no {% url %} tag)."""
+    link_request = "consents:sensitive_link_request"
+    return {
+        "preferences": reverse("consents:preferences", args=[token]),
+        "unsubscribe_all": reverse("consents:unsubscribe_all", args=[token]),
+        "details": reverse("consents:details", args=[token]),
+        "policy": reverse("consents:policy"),
+        "email": reverse(link_request, args=[token, SensitiveAction.EMAIL]),
+        "export": reverse(link_request, args=[token, SensitiveAction.EXPORT]),
+        "erase": reverse(link_request, args=[token, SensitiveAction.ERASE]),
+    }
+
+
 def _page(
     request: HttpRequest,
     customer: Customer,
@@ -209,7 +224,8 @@ def _page(
     status: int = 200,
 ) -> HttpResponse:
     # The details form (country, language and currency lists: hundreds of options) has its
-    # own page; this one shows a short summary, so it stays cheap to render.
+    # own page; this one shows a short summary, so it stays cheap to render. The template is
+    # Jinja2's (jinja_templates/consents/preferences.html, config/jinja2.py): every email links here.
     choices = consent_states(customer=customer)
     # Annotated by page_customer (the type checker knows the model's fields, not annotations).
     open_erasure_id = vars(customer)["open_erasure_id"]
@@ -218,10 +234,12 @@ def _page(
         "consents/preferences.html",
         {
             "customer": customer,
-            "token": token,
+            "urls": _page_urls(token),
+            # One masked token for the page's five forms, not one each (32 reads of
+            # os.urandom per mask: a tenth of the view).
+            "csrf_field": csrf_input(request),
             "preferences_form": preferences_form or PreferencesForm(choices=choices),
             "details": _details_summary(customer),
-            "sensitive_actions": SensitiveAction,
             "sensitive_minutes": _sensitive_minutes(),
             "states": PurposeState,
             "erasure_request": PrivacyRequest.objects.get(pk=open_erasure_id) if open_erasure_id else None,

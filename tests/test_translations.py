@@ -26,6 +26,8 @@ COMPLETE = [code for code in settings.CUSTOMER_LANGUAGES if code != settings.LAN
 CUSTOMER_TEMPLATES = sorted(
     path for path in (BASE / "templates").rglob("*") if path.suffix in {".html", ".txt"} and "admin" not in path.parts
 )
+# The customer pages rendered by Jinja2 (config/jinja2.py), read with Jinja2's own extraction.
+JINJA_TEMPLATES = sorted(path for path in (BASE / "jinja_templates").rglob("*.html"))
 # The Python modules whose marked strings customers see: forms, messages, subjects, link errors.
 CUSTOMER_SOURCES = [
     BASE / name
@@ -79,6 +81,14 @@ def _template_strings_trimmed(path: Path) -> set[str]:
     return {" ".join(line.strip() for line in text.strip().splitlines()) for text in _template_strings(path)}
 
 
+def _jinja_strings(path: Path) -> set[str]:
+    environment = engines["jinja2"].env  # type: ignore[attr-defined]
+    found: set[str] = set()
+    for _line, _function, message in environment.extract_translations(path.read_text()):
+        found.update(text for text in (message if isinstance(message, tuple) else (message,)) if text)
+    return found
+
+
 def _python_strings(path: Path) -> set[str]:
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
@@ -95,6 +105,9 @@ def customer_strings() -> dict[str, str]:
     for path in CUSTOMER_TEMPLATES:
         for text in _template_strings_trimmed(path):
             strings.setdefault(text, str(path.relative_to(BASE)))
+    for path in JINJA_TEMPLATES:
+        for text in _jinja_strings(path):
+            strings.setdefault(text, str(path.relative_to(BASE)))
     for path in CUSTOMER_SOURCES:
         for text in _python_strings(path):
             strings.setdefault(text, str(path.relative_to(BASE)))
@@ -107,6 +120,7 @@ def test_the_customer_pages_and_mails_have_strings_to_translate():
     assert "Your preferences" in strings
     assert "Unsubscribe from %(name)s" in strings
     assert "Your link to your %(company)s email preferences" in strings
+    assert "Do not share this page's address: anyone with it can change your choices." in strings  # jinja_templates/
     assert len(strings) > 200
 
 
@@ -145,3 +159,20 @@ def test_translations_are_not_the_english_left_in_place(language):
 
 def test_the_compiled_mo_files_are_up_to_date():
     assert stale_catalogues() == []
+
+
+def test_makemessages_hands_xgettext_the_strings_of_the_jinja_templates(tmp_path):
+    from common.management.commands.makemessages import jinja_as_python
+
+    # given: the preference page's Jinja2 source
+    template = BASE / "jinja_templates" / "consents" / "preferences.html"
+    source = template.read_text()
+    # when: the project's makemessages turns it into what xgettext reads
+    python = jinja_as_python(source)
+    # then: every string is a gettext call, on the line of the template it is on
+    lines = python.split("\n")
+    assert len(lines) == len(source.split("\n"))
+    line = next(number for number, text in enumerate(source.split("\n")) if '_("Save my choices")' in text)
+    assert "gettext('Save my choices')" in lines[line]
+    (tmp_path / "strings.py").write_text(python)
+    assert _python_strings(tmp_path / "strings.py") == _jinja_strings(template)
