@@ -412,14 +412,21 @@ def _sensitive_export(request: HttpRequest, link: SensitiveLink, token: str) -> 
         receipt_format = request.POST.get("receipt", "")
         if receipt_format in ("kantara", "iso27560"):
             return _receipt_download(request, link.customer, receipt_format)
+        if receipt_format:
+            # Not one of the page's buttons: say so rather than hand over something else.
+            messages.error(request, _("That download does not exist. Choose one of the buttons below."))
+            return render(request, "consents/sensitive_export.html", _export_context(link, token), status=400)
         return export_response(link.customer)
-    context = {
+    return render(request, "consents/sensitive_export.html", _export_context(link, token))
+
+
+def _export_context(link: SensitiveLink, token: str) -> dict[str, Any]:
+    return {
         "customer": link.customer,
         "token": token,
         "minutes": _sensitive_minutes(),
         "jwks_url": settings.SITE_URL + reverse("jwks"),
     }
-    return render(request, "consents/sensitive_export.html", context)
 
 
 def _receipt_download(request: HttpRequest, customer: Customer, receipt_format: str) -> HttpResponse:

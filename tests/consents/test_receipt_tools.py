@@ -150,3 +150,15 @@ def test_the_customer_downloads_their_receipt_from_their_data_page(client, ada_c
     assert record["format"] == "iso27560"
     # the data export stays the default of the page's first button
     assert json.loads(client.post(link).content)["format"] == "consentdesk.customer-export/1"
+
+
+def test_a_download_the_page_does_not_offer_is_refused_with_the_page_again(client, ada_consents):
+    link = f"/preferences/secure/{make_sensitive_token(ada_consents, SensitiveAction.EXPORT)}/"
+    # when: a hand-made POST asks for a receipt format that does not exist
+    response = client.post(link, {"receipt": "xml"})
+    # then: a 400 with the page and a message, not the data export in its place
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("text/html")
+    page = response.content.decode()
+    assert "That download does not exist. Choose one of the buttons below." in page
+    assert "Download my consent receipt (Kantara)" in page
