@@ -8,6 +8,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import translation
 
+from .languages import customer_language
 from .signin import SESSION_LAST_SEEN_AT, SESSION_SIGNED_IN_AT
 
 STAFF_PATH_PREFIX = "/admin/"
@@ -45,7 +46,12 @@ class PublicBodySizeLimitMiddleware:
             return None
         # The server discards or closes on the unread body (a WSGI application may not send
         # "Connection: close" itself).
-        return render(request, "413.html", {"limit_kib": limit // 1024}, status=413)
+        # This runs before LocaleMiddleware: the answer is in the browser's language (its
+        # cookie or Accept-Language) as the page it came from was.
+        language = customer_language(translation.get_language_from_request(request))
+        with translation.override(language):
+            request.LANGUAGE_CODE = language
+            return render(request, "413.html", {"limit_kib": limit // 1024}, status=413)
 
 
 class StaffSessionTimeoutMiddleware:

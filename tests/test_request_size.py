@@ -55,6 +55,25 @@ def test_a_50_mb_upload_to_a_public_page_is_refused_unread(client):
     assert mail.outbox == []
 
 
+@pytest.mark.parametrize(
+    ("accept_language", "title"),
+    [("de-DE,de;q=0.9", "Diese Anfrage ist zu groß"), ("fr", "Cette demande est trop volumineuse")],
+)
+def test_the_413_page_speaks_the_browsers_language(client, accept_language, title):
+    body, content_type = _multipart(FIFTY_MB)
+    response = client.generic(
+        "POST",
+        "/preferences/",
+        b"",
+        content_type=content_type,
+        CONTENT_LENGTH=str(len(body)),
+        HTTP_ACCEPT_LANGUAGE=accept_language,
+        **{"wsgi.input": CountingInput(body)},
+    )
+    assert response.status_code == 413
+    assert title in response.content.decode()
+
+
 def test_a_chunked_body_without_a_length_is_refused_on_public_pages(client):
     stream = CountingInput(b"email=ada%40example.com")
     response = client.generic(
