@@ -6,4 +6,8 @@ class DashboardConfig(AppConfig):
     verbose_name = "Dashboard"
 
     def ready(self) -> None:
-        from . import admin, tasks  # noqa: F401 (the customer list's bulk actions; the beat heartbeat's signal)
+        from privacy import registry
+
+        from . import admin, parts, tasks  # noqa: F401 (the customer list's bulk actions; the beat heartbeat's signal)
+
+        registry.register(parts.DashboardPart())

@@ -100,5 +100,14 @@ def augusta_through_everything(smtp, client, officer, augusta_and_request, djang
     )
     # staff previewed a campaign with her details in a test send to themselves
     campaigns.campaign_send_test(campaign=Campaign.objects.get(name="Spring"), user=marketer, customer=augusta)
+    # a checked import, not yet confirmed, holds her row and another customer's
+    from dashboard.imports import import_check
+
+    import_check(
+        data=f"email,city\n{AUGUSTA['email'].upper()},Bath\nnot.augusta@example.com,York\n".encode(),
+        file_name="crm-export.csv",
+        staff_user=marketer,
+        update=True,
+    )
     augusta.refresh_from_db()
     return augusta, request

@@ -31,7 +31,7 @@ def _personal_values(part, document):
 
 def test_every_app_registers_one_part_with_its_personal_fields():
     names = [part.name for part in registry.parts()]
-    assert names == ["customers", "privacy", "consents", "marketing", "intake", "api"]
+    assert names == ["customers", "privacy", "consents", "marketing", "intake", "api", "dashboard"]
     for part in registry.parts():
         assert part.personal_fields, f"{part.name} declares no personal fields"
 
@@ -57,6 +57,7 @@ def test_every_part_exports_its_personal_fields_and_erases_each_of_them(officer,
     assert ("marketing", "marketing_emails", "subject") in exported
     assert ("api", "webhook_messages", "personal_data") in exported
     assert ("marketing", "provider_reports", "reason") in exported
+    assert ("dashboard", "customer_imports", "email") in exported
 
     # when she is erased
     customer_erase(customer=augusta, staff_user=officer)
@@ -87,3 +88,16 @@ def test_the_privacy_app_imports_no_app_above_it():
                 names = [node.module]
             offending += [f"{path.name}: {name}" for name in names if name.split(".")[0] in above]
     assert offending == []
+
+
+def test_erasure_takes_her_rows_out_of_a_pending_import_and_keeps_the_others(officer, augusta_through_everything):
+    from dashboard.models import ImportJob
+
+    augusta, _request = augusta_through_everything
+    # when she is erased while the checked import waits
+    customer_erase(customer=augusta, staff_user=officer)
+    # then the file keeps the other customer's row, in its own format, and says what happened
+    job = ImportJob.objects.get(file_name="crm-export.csv")
+    assert job.content == "email,city\nnot.augusta@example.com,York\n"
+    assert job.rows == 1
+    assert "1 row(s) were taken out of this file when a customer's data was erased." in job.message
