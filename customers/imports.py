@@ -19,12 +19,14 @@ from typing import Any, NamedTuple, cast
 
 from auditlog.context import disable_auditlog
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, models, transaction
 from django.db.models import Field, ProtectedError
 from django.db.models.functions import Lower
 from django.utils import timezone
+from phonenumber_field.phonenumber import PhoneNumber
 
 from .forms import DETAIL_FIELDS, IMPORT_FIELDS, CustomerImportRowForm
+from .import_check import FastRowCheck
 from .models import Customer, CustomerChange
 from .services import _apply_details
 
@@ -309,7 +311,9 @@ def customers_import(
     emails = [r.get("email", "").strip().lower() for r in rows]
     existing: dict[str, Customer] = {}
     for start in range(0, len(emails), 5000):
-        chunk = [e for e in emails[start : start + 5000] if e]
+        # An address with a NUL character is refused by the row check; PostgreSQL cannot
+        # even compare one.
+        chunk = [e for e in emails[start : start + 5000] if e and "\x00" not in e]
         for customer in Customer.objects.alias(email_lower=Lower("email")).filter(email_lower__in=chunk):
             existing[customer.email.lower()] = customer
 
@@ -389,6 +393,7 @@ class _RowChecker:
         for form_field in self.form.fields.values():
             if hasattr(form_field, "valid_value"):  # choice fields: valid_value(value) scans the choices
                 form_field.valid_value = functools.cache(form_field.valid_value)
+        self.fast = FastRowCheck(self.form)
 
     def _bound_form(self, data: dict[str, Any], instance: Customer | None) -> CustomerImportRowForm:
         form = self.form
@@ -408,15 +413,20 @@ class _RowChecker:
             for name in IMPORT_FIELDS:
                 if name not in data or (data[name] == "" and not self.clear_blank):
                     data[name] = getattr(instance, name)
-        form = self._bound_form(data, instance)
-        if not form.is_valid():
-            for field_name, field_errors in form.errors.as_data().items():
-                for error in field_errors:
-                    if error.code == "duplicate_email":
-                        continue  # reported below, with the hint about --update
-                    for message in error.messages:
-                        row_errors.append(RowError(line, field_name if field_name != "__all__" else "row", message))
-        email = form.cleaned_data.get("email")
+        # A new customer's row the fast check vouches for has the form's cleaned values;
+        # any other row is bound to the form, for its messages.
+        cleaned = self.fast.clean(data) if instance is None else None
+        if cleaned is None:
+            form = self._bound_form(data, instance)
+            if not form.is_valid():
+                for field_name, field_errors in form.errors.as_data().items():
+                    for error in field_errors:
+                        if error.code == "duplicate_email":
+                            continue  # reported below, with the hint about --update
+                        for message in error.messages:
+                            row_errors.append(RowError(line, field_name if field_name != "__all__" else "row", message))
+            cleaned = form.cleaned_data
+        email = cleaned.get("email")
         if email:
             seen = self.seen
             if email in seen:
@@ -438,14 +448,14 @@ class _RowChecker:
                 )
         extension_values = {}
         for extension in _import_extensions:
-            cleaned, ext_errors = extension.clean_row(row)
-            extension_values[extension.name] = cleaned
+            extension_cleaned, ext_errors = extension.clean_row(row)
+            extension_values[extension.name] = extension_cleaned
             for column, message in ext_errors.items():
                 row_errors.append(RowError(line, column, message))
         if row_errors:
             self.errors.extend(row_errors)
             return None
-        return (line, form.cleaned_data, existing.get(email) if update and email else None, extension_values)
+        return (line, cleaned, existing.get(email) if update and email else None, extension_values)
 
 
 # The model fields whose check depends on the value alone and scans a list of choices.
@@ -527,7 +537,7 @@ def _import_by_copy(
     checker = _RowChecker(headers=headers, update=update, clear_blank=clear_blank)
     staged = ["line", *IMPORT_FIELDS]
     # The imported columns are fields, not relations: get_field's hint says either.
-    prepare = [cast(Field, Customer._meta.get_field(name)).get_prep_value for name in IMPORT_FIELDS]
+    prepare = [_copy_preparer(cast(Field, Customer._meta.get_field(name))) for name in IMPORT_FIELDS]
     # (line, email, extension values) of the rows an extension has something to record for.
     pending: list[tuple[int, str, dict[str, Any]]] = []
     new_rows = 0
@@ -615,6 +625,40 @@ def _import_by_copy(
     return report
 
 
+# Values remembered per field by _copy_preparer (choices, phone numbers), at most.
+_COPY_PREPARED_KEPT = 4096
+
+
+def _copy_preparer(model_field: Field) -> Callable[[Any], Any]:
+    """
+    What COPY writes for a field's cleaned value: its get_prep_value. A plain CharField gives
+    a string back as it is, so it is not asked for one; another field's answer is remembered per
+    value (a country, or a phone number by its text as typed: it is parsed the same way each
+    time, so formatting it once is enough).
+    """
+    prep = model_field.get_prep_value
+    if type(model_field).get_prep_value is models.CharField.get_prep_value:
+        return lambda value: value if value.__class__ is str else prep(value)
+    remembered: dict[tuple[type, Any], Any] = {}
+
+    def prepared(value: Any) -> Any:
+        if isinstance(value, PhoneNumber):
+            if value.raw_input is None:
+                return prep(value)
+            key: tuple[type, Any] = (PhoneNumber, value.raw_input)
+        elif value.__class__ is str:
+            key = (str, value)
+        else:
+            return prep(value)
+        if key not in remembered:
+            if len(remembered) >= _COPY_PREPARED_KEPT:
+                remembered.clear()
+            remembered[key] = prep(value)
+        return remembered[key]
+
+    return prepared
+
+
 def _may_create_temporary_tables() -> bool:
     """
     Whether this role may create the staging table (TEMPORARY on the database: migrate grants
@@ -629,7 +673,9 @@ def _existing_customers(emails: list[str]) -> dict[str, Customer]:
     """The customers these addresses name, by address, one query per 5,000 addresses."""
     existing: dict[str, Customer] = {}
     for start in range(0, len(emails), 5000):
-        chunk = [e for e in emails[start : start + 5000] if e]
+        # An address with a NUL character is refused by the row check; PostgreSQL cannot
+        # even compare one.
+        chunk = [e for e in emails[start : start + 5000] if e and "\x00" not in e]
         for customer in Customer.objects.alias(email_lower=Lower("email")).filter(email_lower__in=chunk):
             existing[customer.email.lower()] = customer
     return existing

@@ -1,0 +1,190 @@
+"""
+A fast check of one import row for the common case: the same rules as CustomerImportRowForm
+(the form fields' and the model's validators), without the form and model machinery.
+
+It only ever vouches for a row: `clean(data)` returns the cleaned values the form would give,
+or None for anything it is not sure of (a bad value, an unusual one, a type it does not
+know), and the import then binds the form, so every message of a bad row is the form's.
+tests/customers/test_import_check.py runs the same files through both and compares.
+"""
+
+from __future__ import annotations
+
+import functools
+import types
+from typing import Any, cast
+
+import phonenumbers
+from django import forms
+from django.core import validators
+from django.core.exceptions import ValidationError
+from django.db.models import Field
+from phonenumber_field import formfields as phone_formfields
+from phonenumber_field.modelfields import PhoneNumberField
+from phonenumber_field.phonenumber import PhoneNumber
+from phonenumber_field.validators import validate_international_phonenumber
+
+from .forms import IMPORT_FIELDS, CustomerImportRowForm
+from .models import Customer
+from .validators import contains_card_number, reject_card_numbers, reject_line_breaks
+
+# How many distinct phone numbers (and choice values refused) are remembered: a file's numbers
+# mostly differ, so this bounds memory rather than aims at hits.
+PHONE_CACHE_SIZE = 4096
+REFUSED_CHOICES_KEPT = 1000
+
+# A field's kind in the plan below.
+_TEXT, _EMAIL, _PHONE, _CHOICE = range(4)
+# A placeholder address for probing a choice field with the whole form.
+_PROBE_EMAIL = "probe@example.com"
+
+
+# The validators of each kind of field the fast check knows (what it checks in their place).
+_EMAIL_FORM_VALIDATORS = {
+    validators.EmailValidator,
+    validators.MaxLengthValidator,
+    validators.ProhibitNullCharactersValidator,
+}
+_PHONE_FORM_VALIDATORS = {
+    validate_international_phonenumber,
+    validators.MaxLengthValidator,
+    validators.ProhibitNullCharactersValidator,
+}
+_PHONE_MODEL_VALIDATORS = {validate_international_phonenumber, validators.MaxLengthValidator}
+_TEXT_FORM_VALIDATORS = {validators.MaxLengthValidator, validators.ProhibitNullCharactersValidator}
+_TEXT_MODEL_VALIDATORS = {reject_card_numbers, reject_line_breaks, validators.MaxLengthValidator}
+
+
+def _kinds(validator_list: list[Any]) -> set[Any]:
+    """Each validator: a function as itself, a validator object by its class."""
+    return {v if isinstance(v, types.FunctionType) else type(v) for v in validator_list}
+
+
+class FastRowCheck:
+    """
+    Checks a row's values as the form would, per field:
+
+    - the address: the form field's own validators, then trimmed and lower-cased (clean_email);
+    - text: trimmed, at most max_length, no NUL character, no line break, no card number;
+    - the phone: parsed once with phonenumbers (remembered per number), valid, as the form's;
+    - country, language, currency: each distinct value is checked once by binding the real
+      form to a row holding only that value, and its outcome remembered.
+
+    If a field is not of the shape this knows (another validator, another form field), the
+    fast check is off (`enabled` is False) and every row goes through the form.
+    """
+
+    def __init__(self, form: CustomerImportRowForm):
+        self.form = form
+        self.plan: list[tuple[str, int, Any]] = []
+        self.enabled = True
+        self._choices: dict[str, dict[str, tuple[bool, Any]]] = {}
+        self._refused = 0  # choice values remembered as refused
+        for name in IMPORT_FIELDS:
+            form_field: Any = form.fields[name]
+            # The imported columns are fields, not relations: get_field's hint says either.
+            model_field: Any = cast(Field, Customer._meta.get_field(name))
+            form_kinds = _kinds(form_field.validators)
+            model_kinds = _kinds(model_field.validators)
+            if name == "email" and type(form_field) is forms.EmailField:
+                # The model's check of the address is excluded (the form says why).
+                self.enabled &= form_kinds == _EMAIL_FORM_VALIDATORS
+                self.plan.append((name, _EMAIL, tuple(form_field.validators)))
+            elif type(form_field) is phone_formfields.PhoneNumberField and isinstance(model_field, PhoneNumberField):
+                self.enabled &= (
+                    form_kinds == _PHONE_FORM_VALIDATORS
+                    and model_kinds == _PHONE_MODEL_VALIDATORS
+                    and form_field.region == model_field.region
+                    and form_field.max_length == model_field.max_length
+                )
+                self.plan.append((name, _PHONE, None))
+                self._phone = functools.lru_cache(maxsize=PHONE_CACHE_SIZE)(
+                    functools.partial(_valid_phone, region=form_field.region, max_length=form_field.max_length)
+                )
+            elif isinstance(form_field, forms.ChoiceField):
+                self._choices[name] = {}
+                self.plan.append((name, _CHOICE, None))
+            elif type(form_field) is forms.CharField and not model_field.choices:
+                self.enabled &= (
+                    form_field.strip
+                    and form_kinds == _TEXT_FORM_VALIDATORS
+                    and model_kinds == _TEXT_MODEL_VALIDATORS
+                    and form_field.max_length == model_field.max_length
+                )
+                self.plan.append((name, _TEXT, form_field.max_length))
+            else:
+                self.enabled = False
+
+    def clean(self, data: dict[str, Any]) -> dict[str, Any] | None:
+        """The form's cleaned_data for this row (a new customer's), or None: ask the form."""
+        if not self.enabled:
+            return None
+        cleaned: dict[str, Any] = {}
+        for name, kind, param in self.plan:
+            value = data.get(name)
+            if value is None:
+                value = ""
+            elif value.__class__ is not str:
+                return None
+            if kind == _TEXT:
+                if value:
+                    value = value.strip()
+                    if (
+                        len(value) > param
+                        or "\x00" in value
+                        or "\n" in value
+                        or "\r" in value
+                        or contains_card_number(value)
+                    ):
+                        return None
+                cleaned[name] = value
+            elif kind == _CHOICE:
+                known = self._choices[name].get(value)
+                if known is None:
+                    known = self._probe_choice(name, value)
+                if not known[0]:
+                    return None
+                cleaned[name] = known[1]
+            elif kind == _PHONE:
+                value = value.strip()
+                if value:
+                    number = self._phone(value)
+                    if number is None:
+                        return None
+                    cleaned[name] = number
+                else:
+                    cleaned[name] = ""
+            else:  # _EMAIL
+                value = value.strip()
+                if not value:
+                    return None  # required: the form says so
+                try:
+                    for validator in param:
+                        validator(value)
+                except ValidationError:
+                    return None
+                cleaned[name] = value.lower()  # clean_email: normalise_email of the trimmed value
+        return cleaned
+
+    def _probe_choice(self, name: str, value: str) -> tuple[bool, Any]:
+        """Bind the real form to a row with only this value (and an address): its outcome."""
+        form = CustomerImportRowForm(data={"email": _PROBE_EMAIL, name: value})
+        outcome: tuple[bool, Any] = (True, form.cleaned_data[name]) if form.is_valid() else (False, None)
+        if outcome[0] or self._refused < REFUSED_CHOICES_KEPT:
+            self._refused += not outcome[0]
+            self._choices[name][value] = outcome
+        return outcome
+
+
+def _valid_phone(value: str, *, region: str | None, max_length: int) -> PhoneNumber | None:
+    """The form field's PhoneNumber for this trimmed value, if the form and the model accept it."""
+    try:
+        number = PhoneNumber.from_string(value, region=region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not number.is_valid():
+        return None
+    text = str(number)  # what the length and NUL validators read
+    if len(text) > max_length or "\x00" in text:
+        return None
+    return number
