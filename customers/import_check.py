@@ -10,12 +10,12 @@ tests/customers/test_import_check.py runs the same files through both and compar
 
 from __future__ import annotations
 
-import functools
 import types
 from typing import Any, cast
 
 import phonenumbers
 from django import forms
+from django.conf import settings
 from django.core import validators
 from django.core.exceptions import ValidationError
 from django.db.models import Field
@@ -80,6 +80,8 @@ class FastRowCheck:
         self.enabled = True
         self._choices: dict[str, dict[str, tuple[bool, Any]]] = {}
         self._refused = 0  # choice values remembered as refused
+        # Phone numbers as typed -> (the form's PhoneNumber, what the model stores), or None.
+        self._phones: dict[str, tuple[PhoneNumber, str] | None] = {}
         for name in IMPORT_FIELDS:
             form_field: Any = form.fields[name]
             # The imported columns are fields, not relations: get_field's hint says either.
@@ -98,9 +100,7 @@ class FastRowCheck:
                     and form_field.max_length == model_field.max_length
                 )
                 self.plan.append((name, _PHONE, None))
-                self._phone = functools.lru_cache(maxsize=PHONE_CACHE_SIZE)(
-                    functools.partial(_valid_phone, region=form_field.region, max_length=form_field.max_length)
-                )
+                self._phone_region, self._phone_max_length = form_field.region, form_field.max_length
             elif isinstance(form_field, forms.ChoiceField):
                 self._choices[name] = {}
                 self.plan.append((name, _CHOICE, None))
@@ -148,10 +148,15 @@ class FastRowCheck:
             elif kind == _PHONE:
                 value = value.strip()
                 if value:
-                    number = self._phone(value)
-                    if number is None:
+                    if value in self._phones:
+                        phone = self._phones[value]
+                    else:
+                        phone = self._phones[value] = self._valid_phone(value)
+                        if len(self._phones) > PHONE_CACHE_SIZE:
+                            del self._phones[next(iter(self._phones))]  # the oldest
+                    if phone is None:
                         return None
-                    cleaned[name] = number
+                    cleaned[name] = phone[0]
                 else:
                     cleaned[name] = ""
             else:  # _EMAIL
@@ -166,6 +171,29 @@ class FastRowCheck:
                 cleaned[name] = value.lower()  # clean_email: normalise_email of the trimmed value
         return cleaned
 
+    def stored_phone(self, number: Any) -> str | None:
+        """What the model field stores for a number this check gave (None: ask the field)."""
+        known = self._phones.get(number.raw_input) if isinstance(number, PhoneNumber) else None
+        return known[1] if known is not None and known[0] is number else None
+
+    def _valid_phone(self, value: str) -> tuple[PhoneNumber, str] | None:
+        """
+        The form field's PhoneNumber for this trimmed value and what the model stores for it,
+        if the form and the model accept it (else None): parsed and validated once, as
+        PhoneNumber.is_valid(), str() and the model field's get_prep_value would.
+        """
+        try:
+            number = PhoneNumber.from_string(value, region=self._phone_region)
+        except phonenumbers.NumberParseException:
+            return None
+        if not phonenumbers.is_valid_number(number):
+            return None
+        text = phonenumbers.format_number(number, _phone_format("PHONENUMBER_DEFAULT_FORMAT"))  # str(number)
+        if len(text) > self._phone_max_length or "\x00" in text:  # the length and NUL validators read str()
+            return None
+        stored = phonenumbers.format_number(number, _phone_format("PHONENUMBER_DB_FORMAT"))
+        return number, stored
+
     def _probe_choice(self, name: str, value: str) -> tuple[bool, Any]:
         """Bind the real form to a row with only this value (and an address): its outcome."""
         form = CustomerImportRowForm(data={"email": _PROBE_EMAIL, name: value})
@@ -176,15 +204,5 @@ class FastRowCheck:
         return outcome
 
 
-def _valid_phone(value: str, *, region: str | None, max_length: int) -> PhoneNumber | None:
-    """The form field's PhoneNumber for this trimmed value, if the form and the model accept it."""
-    try:
-        number = PhoneNumber.from_string(value, region=region)
-    except phonenumbers.NumberParseException:
-        return None
-    if not number.is_valid():
-        return None
-    text = str(number)  # what the length and NUL validators read
-    if len(text) > max_length or "\x00" in text:
-        return None
-    return number
+def _phone_format(setting: str) -> int:
+    return PhoneNumber.format_map[getattr(settings, setting, "E164")]

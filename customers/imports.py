@@ -7,19 +7,23 @@ through an ImportExtension (the consent app's consent_<purpose> columns).
 from __future__ import annotations
 
 import codecs
+import collections
 import contextlib
 import copy
 import csv
 import functools
 import io
-from collections.abc import Callable, Iterable, Iterator
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass, field
+from multiprocessing.pool import AsyncResult
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
 from auditlog.context import disable_auditlog
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, IntegrityError, connection, models, transaction
+from django.db import DatabaseError, IntegrityError, connection, connections, models, transaction
 from django.db.models import Field, ProtectedError
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -404,9 +408,12 @@ class _RowChecker:
 
     def check(self, line: int, row: dict[str, str], existing: dict[str, Customer]) -> _ValidRow | None:
         """The checked row, or None when it has errors (noted in self.errors)."""
+        instance = existing.get(row.get("email", "").lower()) if self.update else None
+        return self.finish(line, self.clean(line, row, instance), existing)
+
+    def clean(self, line: int, row: dict[str, str], instance: Customer | None) -> _CleanRow:
+        """The row's own checks (the form's, each extension's): what needs no other row."""
         row_errors: list[RowError] = []
-        update = self.update
-        instance = existing.get(row.get("email", "").lower()) if update else None
         data = {name: row.get(name, "") for name in self.columns}
         if instance is not None:
             # Columns absent from the file keep their current values.
@@ -422,11 +429,27 @@ class _RowChecker:
                 for field_name, field_errors in form.errors.as_data().items():
                     for error in field_errors:
                         if error.code == "duplicate_email":
-                            continue  # reported below, with the hint about --update
+                            continue  # reported by finish(), with the hint about --update
                         for message in error.messages:
                             row_errors.append(RowError(line, field_name if field_name != "__all__" else "row", message))
             cleaned = form.cleaned_data
-        email = cleaned.get("email")
+        extension_values = {}
+        extension_errors: list[RowError] = []
+        for extension in _import_extensions:
+            extension_cleaned, ext_errors = extension.clean_row(row)
+            extension_values[extension.name] = extension_cleaned
+            for column, message in ext_errors.items():
+                extension_errors.append(RowError(line, column, message))
+        return _CleanRow(cleaned, row_errors, extension_values, extension_errors)
+
+    def finish(self, line: int, clean: _CleanRow, existing: dict[str, Customer]) -> _ValidRow | None:
+        """
+        The row checked against the rest of the file and the existing customers: the checked
+        row, or None when it has errors (noted in self.errors with its own, in that order).
+        """
+        update = self.update
+        row_errors = list(clean.errors)
+        email = clean.cleaned.get("email")
         if email:
             seen = self.seen
             if email in seen:
@@ -446,16 +469,21 @@ class _RowChecker:
                 row_errors.append(
                     RowError(line, "email", "a customer with this address already exists (use --update to update it)")
                 )
-        extension_values = {}
-        for extension in _import_extensions:
-            extension_cleaned, ext_errors = extension.clean_row(row)
-            extension_values[extension.name] = extension_cleaned
-            for column, message in ext_errors.items():
-                row_errors.append(RowError(line, column, message))
+        row_errors.extend(clean.extension_errors)
         if row_errors:
             self.errors.extend(row_errors)
             return None
-        return (line, cleaned, existing.get(email) if update and email else None, extension_values)
+        return (line, clean.cleaned, existing.get(email) if update and email else None, clean.extension_values)
+
+
+class _CleanRow(NamedTuple):
+    """A row's own checks: the cleaned values (what the form cleaned of them), the form's
+    errors, and each extension's cleaned values and errors."""
+
+    cleaned: dict[str, Any]
+    errors: list[RowError]
+    extension_values: dict[str, Any]
+    extension_errors: list[RowError]
 
 
 # The model fields whose check depends on the value alone and scans a list of choices.
@@ -536,8 +564,8 @@ def _import_by_copy(
     report = ImportReport()
     checker = _RowChecker(headers=headers, update=update, clear_blank=clear_blank)
     staged = ["line", *IMPORT_FIELDS]
-    # The imported columns are fields, not relations: get_field's hint says either.
-    prepare = [_copy_preparer(cast(Field, Customer._meta.get_field(name))) for name in IMPORT_FIELDS]
+    copy_row = _copy_row_maker(checker)
+    workers = _check_workers(len(rows) if isinstance(rows, Sized) else 0, update=update)
     # (line, email, extension values) of the rows an extension has something to record for.
     pending: list[tuple[int, str, dict[str, Any]]] = []
     new_rows = 0
@@ -553,10 +581,20 @@ def _import_by_copy(
         copy_sql = f"COPY customer_import_staging ({', '.join(quote(n) for n in staged)}) FROM STDIN"
         chunk: list[tuple[int, dict[str, str]]] = []
 
-        def check_chunk() -> None:
+        def check_chunk(chunk: list[tuple[int, dict[str, str]]], cleaned: list[_WorkerRow] | None = None) -> None:
+            """Check a chunk's rows; `cleaned`: their own checks, done by a worker process."""
             nonlocal new_rows
             existing = _existing_customers([row.get("email", "").strip().lower() for _line, row in chunk])
-            valid = [checked for line, row in chunk if (checked := checker.check(line, row, existing)) is not None]
+            if cleaned is None:
+                valid = [checked for line, row in chunk if (checked := checker.check(line, row, existing)) is not None]
+                copied: dict[int, list[Any]] = {}
+            else:
+                valid = [
+                    checked
+                    for line, clean, _copy_values in cleaned
+                    if (checked := checker.finish(line, clean, existing)) is not None
+                ]
+                copied = {line: copy_values for line, _clean, copy_values in cleaned if copy_values is not None}
             new = [checked for checked in valid if checked[2] is None]
             new_lines = {cleaned["email"]: line for line, cleaned, _instance, _values in new}
             for check in _new_address_checks.values():
@@ -569,23 +607,24 @@ def _import_by_copy(
                 return  # nothing more is written: the import is refused at the end
             if new:
                 with cursor.cursor.copy(copy_sql) as copy_in:
-                    for line, cleaned, _instance, _values in new:
-                        copy_in.write_row(
-                            [line, *(prep(cleaned[name]) for prep, name in zip(prepare, IMPORT_FIELDS, strict=True))]
-                        )
+                    for line, values, _instance, _values in new:
+                        copy_in.write_row(copied[line] if line in copied else copy_row(line, values))
                 new_rows += len(new)
             updated = [checked for checked in valid if checked[2] is not None]
             if updated:
                 _import_batch_write(updated, headers=headers, report=report, journal=_ImportJournal())
 
         with _remembered_choice_checks():
-            for index, row in enumerate(progress(rows)):
-                chunk.append((index + 2, row))  # line 1 is the header
-                if len(chunk) >= IMPORT_CHECK_CHUNK_SIZE:
-                    check_chunk()
-                    chunk = []
-            if chunk:
-                check_chunk()
+            if workers:
+                _check_in_workers(progress(rows), headers=headers, workers=workers, check_chunk=check_chunk)
+            else:
+                for index, row in enumerate(progress(rows)):
+                    chunk.append((index + 2, row))  # line 1 is the header
+                    if len(chunk) >= IMPORT_CHECK_CHUNK_SIZE:
+                        check_chunk(chunk)
+                        chunk = []
+                if chunk:
+                    check_chunk(chunk)
         if checker.errors:
             raise ImportRefused(sorted(checker.errors, key=lambda error: error.line))
         if new_rows:
@@ -623,6 +662,106 @@ def _import_by_copy(
         if batch:
             _import_extensions_apply(_written_rows(batch), options=options, report=report)
     return report
+
+
+# A file of at least this many new customers has its rows' own checks (the form's, the
+# extensions') done by IMPORT_CHECK_WORKERS processes, a chunk each at a time, on a machine with
+# that many cores; the parent keeps the checks against the rest of the file and the database.
+IMPORT_PARALLEL_MIN_ROWS = 50_000
+IMPORT_CHECK_WORKERS = 2
+# Chunks handed to the workers and not yet taken back, at most: memory holds these.
+_CHUNKS_IN_FLIGHT_PER_WORKER = 2
+
+# A row as a worker gives it back: its line, its own checks (of the cleaned values only the
+# address), and what COPY writes for it if it has no error of its own (else None).
+_WorkerRow = tuple[int, _CleanRow, list[Any] | None]
+
+
+def _check_workers(rows: int, *, update: bool) -> int:
+    """How many worker processes check the rows: none for an update (a row's check reads its
+    customer), a small file, or a machine with one core."""
+    if update or rows < IMPORT_PARALLEL_MIN_ROWS or IMPORT_CHECK_WORKERS < 2:
+        return 0
+    return IMPORT_CHECK_WORKERS if len(os.sched_getaffinity(0)) >= IMPORT_CHECK_WORKERS else 0
+
+
+def _check_in_workers(
+    rows: Iterable[dict[str, str]],
+    *,
+    headers: list[str],
+    workers: int,
+    check_chunk: Callable[[list[tuple[int, dict[str, str]]], list[_WorkerRow]], None],
+) -> None:
+    """
+    Hand the rows to `workers` forked processes IMPORT_CHECK_CHUNK_SIZE at a time and give each
+    chunk, in file order, with the workers' answers to check_chunk. A few chunks are in flight
+    at a time, so memory stays bounded whatever the file's size; a worker's exception is raised
+    here.
+    """
+    in_flight: collections.deque[tuple[list[tuple[int, dict[str, str]]], AsyncResult]] = collections.deque()
+    # Forked: the workers start at once with Django set up; they never use the database (see
+    # _check_worker_start).
+    with multiprocessing.get_context("fork").Pool(
+        workers, initializer=_check_worker_start, initargs=(headers,)
+    ) as pool:
+        chunk: list[tuple[int, dict[str, str]]] = []
+        for index, row in enumerate(rows):
+            chunk.append((index + 2, row))  # line 1 is the header
+            if len(chunk) >= IMPORT_CHECK_CHUNK_SIZE:
+                in_flight.append((chunk, pool.apply_async(_check_rows_in_worker, (chunk,))))
+                chunk = []
+                if len(in_flight) >= workers * _CHUNKS_IN_FLIGHT_PER_WORKER:
+                    done, answer = in_flight.popleft()
+                    check_chunk(done, answer.get())
+        if chunk:
+            in_flight.append((chunk, pool.apply_async(_check_rows_in_worker, (chunk,))))
+        while in_flight:
+            done, answer = in_flight.popleft()
+            check_chunk(done, answer.get())
+
+
+# In a worker process: its row checker, and the database connections it inherited.
+_worker_checker: _RowChecker | None = None
+_worker_inherited: list[Any] = []
+
+
+def _check_worker_start(headers: list[str]) -> None:
+    global _worker_checker
+    # The parent's connection is the parent's (its transaction, its socket): keep the object
+    # alive, so that nothing here closes it, and have any use here open one of its own.
+    for conn in connections.all(initialized_only=True):
+        _worker_inherited.append(conn.connection)
+        conn.connection = None
+    _worker_checker = _RowChecker(headers=headers, update=False, clear_blank=False)
+
+
+def _check_rows_in_worker(chunk: list[tuple[int, dict[str, str]]]) -> list[_WorkerRow]:
+    """Each row's own checks, and what COPY writes for a row without an error of its own."""
+    checker = _worker_checker
+    assert checker is not None  # set by _check_worker_start
+    copy_row = _copy_row_maker(checker)
+    answers: list[_WorkerRow] = []
+    for line, row in chunk:
+        clean = checker.clean(line, row, None)
+        email = clean.cleaned.get("email")
+        own = _CleanRow({"email": email} if email else {}, clean.errors, clean.extension_values, clean.extension_errors)
+        ok = not clean.errors and not clean.extension_errors
+        answers.append((line, own, copy_row(line, clean.cleaned) if ok else None))
+    return answers
+
+
+def _copy_row_maker(checker: _RowChecker) -> Callable[[int, dict[str, Any]], list[Any]]:
+    """What COPY writes for a checked new customer: its line and each field's stored value."""
+    # The imported columns are fields, not relations: get_field's hint says either.
+    prepare = [_copy_preparer(cast(Field, Customer._meta.get_field(name))) for name in IMPORT_FIELDS]
+    # A phone number the fast check gave comes with what the model stores for it.
+    prepare_phone = prepare[IMPORT_FIELDS.index("phone")]
+    stored_phone = checker.fast.stored_phone
+    prepare[IMPORT_FIELDS.index("phone")] = lambda value: (
+        value if value == "" else stored if (stored := stored_phone(value)) is not None else prepare_phone(value)
+    )
+    pairs = list(zip(prepare, IMPORT_FIELDS, strict=True))
+    return lambda line, cleaned: [line, *[prep(cleaned[name]) for prep, name in pairs]]
 
 
 # Values remembered per field by _copy_preparer (choices, phone numbers), at most.
