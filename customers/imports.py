@@ -172,6 +172,18 @@ def _checked_rows(reader: Iterator[list[str]], headers: list[str], errors: list[
         yield {name: cell.strip() for name, cell in zip(headers, cells, strict=False)}
 
 
+def _count_rows(reader: Iterator[list[str]], headers: list[str], errors: list[RowError]) -> int:
+    """How many rows _checked_rows gives, with the same errors, without making their dicts."""
+    count, width = 0, len(headers)
+    for cells in reader:
+        if not cells:
+            continue  # an empty line
+        count += 1
+        if len(cells) != width:
+            errors.append(_row_length_error(count + 1, cells, headers))
+    return count
+
+
 def read_csv(text: str) -> CsvFile:
     """
     Read the file's header and rows, comma-, semicolon-, tab- or bar-separated. Refuses
@@ -247,7 +259,7 @@ def read_csv_file(path: Path) -> CsvFile:
             reader = csv.reader(stream, delimiter=delimiter)
             headers = [h.strip() for h in next(reader, [])]
             errors = _header_errors(headers)
-            count = sum(1 for _row in _checked_rows(reader, headers, errors))
+            count = _count_rows(reader, headers, errors)
     except UnicodeDecodeError:
         raise _first_undecodable_byte(path) from None
     if errors:
@@ -581,20 +593,19 @@ def _import_by_copy(
         copy_sql = f"COPY customer_import_staging ({', '.join(quote(n) for n in staged)}) FROM STDIN"
         chunk: list[tuple[int, dict[str, str]]] = []
 
-        def check_chunk(chunk: list[tuple[int, dict[str, str]]], cleaned: list[_WorkerRow] | None = None) -> None:
+        def check_chunk(chunk: list[tuple[int, dict[str, str]]], cleaned: _WorkerChunk | None = None) -> None:
             """Check a chunk's rows; `cleaned`: their own checks, done by a worker process."""
             nonlocal new_rows
             existing = _existing_customers([row.get("email", "").strip().lower() for _line, row in chunk])
             if cleaned is None:
                 valid = [checked for line, row in chunk if (checked := checker.check(line, row, existing)) is not None]
-                copied: dict[int, list[Any]] = {}
             else:
+                answers, block = cleaned
                 valid = [
                     checked
-                    for line, clean, _copy_values in cleaned
-                    if (checked := checker.finish(line, clean, existing)) is not None
+                    for line, clean in answers
+                    if (checked := checker.finish(line, _answered(clean), existing)) is not None
                 ]
-                copied = {line: copy_values for line, _clean, copy_values in cleaned if copy_values is not None}
             new = [checked for checked in valid if checked[2] is None]
             new_lines = {cleaned["email"]: line for line, cleaned, _instance, _values in new}
             for check in _new_address_checks.values():
@@ -607,8 +618,13 @@ def _import_by_copy(
                 return  # nothing more is written: the import is refused at the end
             if new:
                 with cursor.cursor.copy(copy_sql) as copy_in:
-                    for line, values, _instance, _values in new:
-                        copy_in.write_row(copied[line] if line in copied else copy_row(line, values))
+                    if cleaned is not None:
+                        # Without an error anywhere, every row of the chunk is a new customer,
+                        # and the worker wrote them: its block as it is.
+                        copy_in.write(block)
+                    else:
+                        for line, values, _instance, _values in new:
+                            copy_in.write_row(copy_row(line, values))
                 new_rows += len(new)
             updated = [checked for checked in valid if checked[2] is not None]
             if updated:
@@ -672,9 +688,30 @@ IMPORT_CHECK_WORKERS = 2
 # Chunks handed to the workers and not yet taken back, at most: memory holds these.
 _CHUNKS_IN_FLIGHT_PER_WORKER = 2
 
-# A row as a worker gives it back: its line, its own checks (of the cleaned values only the
-# address), and what COPY writes for it if it has no error of its own (else None).
-_WorkerRow = tuple[int, _CleanRow, list[Any] | None]
+# A chunk as a worker gives it back: each row's line and own checks (of the cleaned values
+# only the address; for a row without an error or extension values only its address), and
+# what COPY reads for the rows without an error of their own (text format, in file order).
+_WorkerChunk = tuple[list[tuple[int, _CleanRow | str | None]], bytes]
+# COPY's text format: a backslash, tab or line break in a value is escaped with a backslash.
+_COPY_TEXT_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _answered(clean: _CleanRow | str | None) -> _CleanRow:
+    """A worker's answer for a row as finish() takes it."""
+    if isinstance(clean, _CleanRow):
+        return clean
+    return _CleanRow({"email": clean} if clean else {}, [], {}, [])
+
+
+def _copy_text(values: list[Any]) -> str:
+    """One row in COPY's text format."""
+    return (
+        "\t".join(
+            "\\N" if value is None else (value if value.__class__ is str else str(value)).translate(_COPY_TEXT_ESCAPES)
+            for value in values
+        )
+        + "\n"
+    )
 
 
 def _check_workers(rows: int, *, update: bool) -> int:
@@ -690,7 +727,7 @@ def _check_in_workers(
     *,
     headers: list[str],
     workers: int,
-    check_chunk: Callable[[list[tuple[int, dict[str, str]]], list[_WorkerRow]], None],
+    check_chunk: Callable[[list[tuple[int, dict[str, str]]], _WorkerChunk], None],
 ) -> None:
     """
     Hand the rows to `workers` forked processes IMPORT_CHECK_CHUNK_SIZE at a time and give each
@@ -735,19 +772,25 @@ def _check_worker_start(headers: list[str]) -> None:
     _worker_checker = _RowChecker(headers=headers, update=False, clear_blank=False)
 
 
-def _check_rows_in_worker(chunk: list[tuple[int, dict[str, str]]]) -> list[_WorkerRow]:
-    """Each row's own checks, and what COPY writes for a row without an error of its own."""
+def _check_rows_in_worker(chunk: list[tuple[int, dict[str, str]]]) -> _WorkerChunk:
+    """Each row's own checks, and what COPY reads for the rows without an error of their own."""
     checker = _worker_checker
     assert checker is not None  # set by _check_worker_start
     copy_row = _copy_row_maker(checker)
-    answers: list[_WorkerRow] = []
+    answers: list[tuple[int, _CleanRow | str | None]] = []
+    block: list[str] = []
     for line, row in chunk:
         clean = checker.clean(line, row, None)
         email = clean.cleaned.get("email")
-        own = _CleanRow({"email": email} if email else {}, clean.errors, clean.extension_values, clean.extension_errors)
-        ok = not clean.errors and not clean.extension_errors
-        answers.append((line, own, copy_row(line, clean.cleaned) if ok else None))
-    return answers
+        if clean.errors or clean.extension_errors or any(clean.extension_values.values()):
+            answers.append(
+                (line, clean._replace(cleaned={"email": email} if email else {}))  # the address is all finish() reads
+            )
+        else:
+            answers.append((line, email))
+        if not clean.errors and not clean.extension_errors:
+            block.append(_copy_text(copy_row(line, clean.cleaned)))
+    return answers, "".join(block).encode()
 
 
 def _copy_row_maker(checker: _RowChecker) -> Callable[[int, dict[str, Any]], list[Any]]:

@@ -202,7 +202,8 @@ def check_workers(monkeypatch, copy_path):
 def test_worker_processes_give_the_same_customers_and_messages_as_one_process(tmp_path, check_workers, monkeypatch):
     started = []
     monkeypatch.setattr(imports, "_check_in_workers", _counting(imports._check_in_workers, started))
-    body = GOOD + "".join(f"reader{n}@example.com,Reader,{n},,,+44 20 7946 {n:04d},,,,,,GB,,GBP\n" for n in range(7))
+    body = GOOD + "".join(f"reader{n}@example.com,Reader,{n},,,+44 20 7946 {n:04d},,,,,,GB,,GBP\n" for n in range(6))
+    body += 'tab@example.com,"Back\\slash \\N",Tab,,"a\tb",,,,,,,GB,en,GBP\n'  # what COPY's text format escapes
     good_in_workers = run_import(tmp_path, body)
     values_in_workers = customers()
     in_file_order = list(Customer.objects.order_by("pk").values_list("email", flat=True))
@@ -219,6 +220,8 @@ def test_worker_processes_give_the_same_customers_and_messages_as_one_process(tm
     assert len(started) == 2
     assert "10 created" in good_in_workers[0]
     assert in_file_order[:3] == ["ada@example.com", "grace@example.com", "linus@example.com"]
+    tab = Customer.objects.get(email="tab@example.com")
+    assert (tab.first_name, tab.company) == ("Back\\slash \\N", "a\tb")
     lines = bad_in_workers[1].splitlines()
     assert "row 3, email: Enter a valid email address." in lines
     assert "row 17, email: the same address is already on row 13" in lines
