@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, cast
 
 from auditlog.context import disable_auditlog
+from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, IntegrityError, connection, connections, models, transaction
@@ -698,10 +699,9 @@ def _import_by_copy(
 
 
 # A file of at least this many new customers has its rows' own checks (the form's, the
-# extensions') done by IMPORT_CHECK_WORKERS processes, a chunk each at a time, on a machine with
+# extensions') done by settings.IMPORT_CHECK_WORKERS processes, a chunk each at a time, on a machine with
 # that many cores; the parent keeps the checks against the rest of the file and the database.
 IMPORT_PARALLEL_MIN_ROWS = 50_000
-IMPORT_CHECK_WORKERS = 2
 # Chunks handed to the workers and not yet taken back, at most: memory holds these.
 _CHUNKS_IN_FLIGHT_PER_WORKER = 2
 
@@ -734,9 +734,10 @@ def _copy_text(values: list[Any]) -> str:
 def _check_workers(rows: int, *, update: bool) -> int:
     """How many worker processes check the rows: none for an update (a row's check reads its
     customer), a small file, or a machine with one core."""
-    if update or rows < IMPORT_PARALLEL_MIN_ROWS or IMPORT_CHECK_WORKERS < 2:
+    workers = settings.IMPORT_CHECK_WORKERS
+    if update or rows < IMPORT_PARALLEL_MIN_ROWS or workers < 2:
         return 0
-    return IMPORT_CHECK_WORKERS if len(os.sched_getaffinity(0)) >= IMPORT_CHECK_WORKERS else 0
+    return workers if len(os.sched_getaffinity(0)) >= workers else 0
 
 
 def _check_in_workers(
