@@ -406,6 +406,7 @@ class _RowChecker:
     def __init__(self, *, headers: list[str], update: bool, clear_blank: bool):
         self.headers, self.update, self.clear_blank = headers, update, clear_blank
         self.columns = [name for name in IMPORT_FIELDS if name in headers]
+        self.absent = [name for name in IMPORT_FIELDS if name not in headers]
         self.seen: dict[str, int] = {}
         self.errors: list[RowError] = []
         self.form = CustomerImportRowForm(data={})
@@ -429,16 +430,22 @@ class _RowChecker:
     def clean(self, line: int, row: dict[str, str], instance: Customer | None) -> _CleanRow:
         """The row's own checks (the form's, each extension's): what needs no other row."""
         row_errors: list[RowError] = []
-        data = {name: row.get(name, "") for name in self.columns}
-        if instance is not None:
-            # Columns absent from the file keep their current values.
-            for name in IMPORT_FIELDS:
-                if name not in data or (data[name] == "" and not self.clear_blank):
-                    data[name] = getattr(instance, name)
-        # A new customer's row the fast check vouches for has the form's cleaned values;
+        # A new customer's row the fast check vouches for has the form's cleaned values (it
+        # reads the row's imported columns as the form reads `data`, an absent one as blank);
         # any other row is bound to the form, for its messages.
-        cleaned = self.fast.clean(data) if instance is None else None
+        if instance is not None:
+            cleaned = None
+        elif any(name in row for name in self.absent):  # a value the header does not name: not read
+            cleaned = self.fast.clean({name: row.get(name, "") for name in self.columns})
+        else:
+            cleaned = self.fast.clean(row)
         if cleaned is None:
+            data = {name: row.get(name, "") for name in self.columns}
+            if instance is not None:
+                # Columns absent from the file keep their current values.
+                for name in IMPORT_FIELDS:
+                    if name not in data or (data[name] == "" and not self.clear_blank):
+                        data[name] = getattr(instance, name)
             form = self._bound_form(data, instance)
             if not form.is_valid():
                 for field_name, field_errors in form.errors.as_data().items():

@@ -290,3 +290,10 @@ def test_an_import_checks_good_rows_without_binding_the_form(monkeypatch):
         customers_import(headers=list(BASE), rows=rows)
     assert bound == ["bad"]
     assert [str(e) for e in refused.value.errors] == ["row 7, email: Enter a valid email address."]
+
+
+@pytest.mark.django_db
+def test_a_value_in_a_column_the_header_does_not_name_is_not_imported_either_way(monkeypatch):
+    rows = [{"email": "ada@example.com", "first_name": "Ada", "city": "x" * 500}]
+    customers_import(headers=["email", "first_name"], rows=rows)
+    assert Customer.objects.values_list("first_name", "city").get() == ("Ada", "")
