@@ -10,6 +10,7 @@ tests/customers/test_import_check.py runs the same files through both and compar
 
 from __future__ import annotations
 
+import copy
 import types
 from typing import Any, cast
 
@@ -19,6 +20,7 @@ from django.conf import settings
 from django.core import validators
 from django.core.exceptions import ValidationError
 from django.db.models import Field
+from django.utils.functional import LazyObject, empty
 from phonenumber_field import formfields as phone_formfields
 from phonenumber_field.modelfields import PhoneNumberField
 from phonenumber_field.phonenumber import PhoneNumber
@@ -53,6 +55,26 @@ _PHONE_FORM_VALIDATORS = {
 _PHONE_MODEL_VALIDATORS = {validate_international_phonenumber, validators.MaxLengthValidator}
 _TEXT_FORM_VALIDATORS = {validators.MaxLengthValidator, validators.ProhibitNullCharactersValidator}
 _TEXT_MODEL_VALIDATORS = {reject_card_numbers, reject_line_breaks, validators.MaxLengthValidator}
+
+
+def _resolved(validator: Any) -> Any:
+    """
+    The validator, or a copy of it whose lazily compiled regexes (EmailValidator's) are the
+    compiled patterns themselves: the same patterns, without a proxy on every use.
+    """
+    lazy = {
+        attribute: value
+        for attribute in dir(validator)
+        if not attribute.startswith("__") and isinstance(value := getattr(validator, attribute, None), LazyObject)
+    }
+    if not lazy:
+        return validator
+    resolved = copy.copy(validator)
+    for attribute, value in lazy.items():
+        if value._wrapped is empty:
+            value._setup()  # compile it now
+        setattr(resolved, attribute, value._wrapped)
+    return resolved
 
 
 def _kinds(validator_list: list[Any]) -> set[Any]:
@@ -91,7 +113,7 @@ class FastRowCheck:
             if name == "email" and type(form_field) is forms.EmailField:
                 # The model's check of the address is excluded (the form says why).
                 self.enabled &= form_kinds == _EMAIL_FORM_VALIDATORS
-                self.plan.append((name, _EMAIL, tuple(form_field.validators)))
+                self.plan.append((name, _EMAIL, tuple(_resolved(v) for v in form_field.validators)))
             elif type(form_field) is phone_formfields.PhoneNumberField and isinstance(model_field, PhoneNumberField):
                 self.enabled &= (
                     form_kinds == _PHONE_FORM_VALIDATORS
