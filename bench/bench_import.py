@@ -127,7 +127,7 @@ CATEGORIES = [
     ("reading the file (csv)", "_checked_rows"),
     ("checking rows in this process (_RowChecker.clean)", "_RowChecker.clean"),
     ("... of which the fast check (FastRowCheck.clean)", "FastRowCheck.clean"),
-    ("... of which the form (CustomerImportRowForm)", "is_valid"),
+    ("... of which the form (CustomerImportRowForm)", "BaseForm.is_valid"),
     ("... of which phone numbers (phonenumbers)", "phonenumbers"),
     ("waiting for the worker processes (IMPORT_CHECK_WORKERS)", "AsyncResult.get"),
     ("COPY into the staging table", "write_row"),
