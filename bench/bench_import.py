@@ -125,9 +125,11 @@ def import_once(path: Path, *, profile: Path | None) -> dict:
 # Where the command's time goes: (label, a frame's text that marks it), inclusive shares.
 CATEGORIES = [
     ("reading the file (csv)", "_checked_rows"),
-    ("checking rows (CustomerImportRowForm)", "is_valid"),
+    ("checking rows in this process (_RowChecker.clean)", "_RowChecker.clean"),
+    ("... of which the fast check (FastRowCheck.clean)", "FastRowCheck.clean"),
+    ("... of which the form (CustomerImportRowForm)", "BaseForm.is_valid"),
     ("... of which phone numbers (phonenumbers)", "phonenumbers"),
-    ("... of which model validation (Model.full_clean)", "Model.full_clean"),
+    ("waiting for the worker processes (IMPORT_CHECK_WORKERS)", "AsyncResult.get"),
     ("COPY into the staging table", "write_row"),
     ("looking up existing customers", "_existing_customers"),
     ("the new-address check (erased addresses)", "refuse_erased_addresses"),

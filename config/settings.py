@@ -429,6 +429,10 @@ CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"
 
 # Product settings.
 MONEY_BACK_DAYS = env.int("MONEY_BACK_DAYS", default=30)
+# Processes that check a large CSV import's rows on PostgreSQL (customers.imports); 0 or 1: the
+# command's own process checks them (the default: on a shared 2-core machine the workers gained
+# nothing, docs/benchmarks.md "Import").
+IMPORT_CHECK_WORKERS = env.int("IMPORT_CHECK_WORKERS", default=0)
 PREFERENCE_LINK_MAX_AGE = timedelta(days=env.int("PREFERENCE_LINK_MAX_AGE_DAYS", default=7))
 # The preference link lets one see and change consent and correct ordinary details. Downloading
 # one's data, changing the address and asking for erasure need a fresh link mailed to the

@@ -189,3 +189,57 @@ def test_a_file_that_is_not_utf8_names_the_byte(tmp_path):
     path.write_bytes(b"email,city\nada@example.com,M\xfcnchen\n")
     with pytest.raises(CommandError, match=r"not UTF-8 text \(invalid start byte at byte 28\); nothing was imported"):
         call_command("import_customers", str(path), "--no-progress", stdout=io.StringIO(), stderr=io.StringIO())
+
+
+@pytest.fixture
+def check_workers(monkeypatch, copy_path):
+    """Every file through COPY is checked by 2 worker processes; returns a switch back to one."""
+    monkeypatch.setattr(imports, "IMPORT_PARALLEL_MIN_ROWS", 1)
+    monkeypatch.setattr(imports, "_check_workers", lambda rows, *, update: 0 if update else 2)
+    return lambda: monkeypatch.setattr(imports, "_check_workers", lambda rows, *, update: 0)
+
+
+def test_worker_processes_give_the_same_customers_and_messages_as_one_process(tmp_path, check_workers, monkeypatch):
+    started = []
+    monkeypatch.setattr(imports, "_check_in_workers", _counting(imports._check_in_workers, started))
+    body = GOOD + "".join(f"reader{n}@example.com,Reader,{n},,,+44 20 7946 {n:04d},,,,,,GB,,GBP\n" for n in range(6))
+    body += 'tab@example.com,"Back\\slash \\N",Tab,,"a\tb",,,,,,,GB,en,GBP\n'  # what COPY's text format escapes
+    good_in_workers = run_import(tmp_path, body)
+    values_in_workers = customers()
+    in_file_order = list(Customer.objects.order_by("pk").values_list("email", flat=True))
+    Customer.objects.all().delete()
+    CustomerFactory(email="barbara@example.com", first_name="Barbara")
+    bad_in_workers = run_import(tmp_path, BAD + body + "READER3@example.com,,,,,,,,,,,,,\n")
+    assert len(started) == 2
+    check_workers()
+    Customer.objects.exclude(email="barbara@example.com").delete()
+    assert run_import(tmp_path, BAD + body + "READER3@example.com,,,,,,,,,,,,,\n") == bad_in_workers
+    Customer.objects.all().delete()
+    assert run_import(tmp_path, body) == good_in_workers
+    assert customers() == values_in_workers
+    assert len(started) == 2
+    assert "10 created" in good_in_workers[0]
+    assert in_file_order[:3] == ["ada@example.com", "grace@example.com", "linus@example.com"]
+    tab = Customer.objects.get(email="tab@example.com")
+    assert (tab.first_name, tab.company) == ("Back\\slash \\N", "a\tb")
+    lines = bad_in_workers[1].splitlines()
+    assert "row 3, email: Enter a valid email address." in lines
+    assert "row 17, email: the same address is already on row 13" in lines
+
+
+def test_a_worker_process_that_fails_fails_the_import_and_writes_nothing(tmp_path, check_workers, monkeypatch):
+    def failing(self, line, row, instance):
+        raise RuntimeError("worker failed")
+
+    monkeypatch.setattr(imports._RowChecker, "clean", failing)  # the workers are forked: they have it too
+    with pytest.raises(RuntimeError, match="worker failed"):
+        run_import(tmp_path, GOOD)
+    assert not Customer.objects.exists()
+
+
+def _counting(function, calls):
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return function(*args, **kwargs)
+
+    return counted
