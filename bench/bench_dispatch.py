@@ -6,7 +6,7 @@ hand-written INSERT … SELECT of the same rows, in the same run, alternating.
 
     .venv/bin/python -m bench.bench_dispatch            # needs bench.generate to have run
 
-The deliveries are removed (TRUNCATE) and a CHECKPOINT is taken before every timed run, so
+The deliveries are removed (TRUNCATE), and with BENCH_CHECKPOINT=1 a CHECKPOINT is taken, before every timed run, so
 each run starts from the same state. Target: ratio <= 1.5.
 """
 
@@ -26,7 +26,7 @@ def checkpoint_and_clear() -> None:
         cursor.execute("TRUNCATE marketing_delivery CASCADE")
         cursor.execute("DELETE FROM marketing_campaignaction")
         cursor.execute("DELETE FROM marketing_campaign")
-        cursor.execute("CHECKPOINT")
+        common.checkpoint(cursor)
 
 
 def new_campaign(*, scheduled: bool):

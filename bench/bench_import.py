@@ -92,7 +92,7 @@ def import_once(path: Path, *, profile: Path | None) -> dict:
     # A fresh copy of the migrated database for each round (the ledger refuses TRUNCATE).
     common.drop_database()
     common.admin_sql(f'CREATE DATABASE "{common.BENCH_DB}" TEMPLATE "{TEMPLATE}"')
-    common.admin_sql("CHECKPOINT")
+    common.checkpoint()
     command = [sys.executable, "manage.py", "import_customers", str(path), "--no-progress"]
     if profile:
         py_spy = Path(sys.executable).with_name("py-spy")

@@ -83,7 +83,7 @@ def clear() -> None:
         cursor.execute("TRUNCATE marketing_delivery CASCADE")
         cursor.execute("DELETE FROM marketing_campaignaction")
         cursor.execute("DELETE FROM marketing_campaign")
-        cursor.execute("CHECKPOINT")
+        common.checkpoint(cursor)
     redis.Redis.from_url(common.BENCH_REDIS).flushdb()
 
 
