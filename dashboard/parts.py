@@ -72,7 +72,8 @@ class DashboardPart(PersonalDataPart):
                 ).strip()
                 job.save(update_fields=["content", "rows", "message"])
         masked = 0
-        for job in ImportJob.objects.filter(message__iregex="|".join(re.escape(a) for a in sorted(addresses))):
+        pattern = "|".join(re.escape(address) for address in sorted(addresses))
+        for job in ImportJob.objects.filter(message__iregex=pattern) if pattern else []:
             job.message = _masked(job.message, addresses)
             job.save(update_fields=["message"])
             masked += 1
