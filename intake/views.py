@@ -128,29 +128,40 @@ def register(request: HttpRequest) -> HttpResponse:
     return _form_page(request, kind=SignupRequest.Kind.REGISTRATION)
 
 
+def _refused(request: HttpRequest, reason: str, *, status: int = 400, **context) -> HttpResponse:
+    """A confirmation link that does not confirm: the page says why, the log names the reason (no address)."""
+    logger.warning("Sign-up confirmation refused (%s, %s)", reason, request.method)
+    template = "intake/confirm.html" if "error" in context else "intake/bad_link.html"
+    return _private(render(request, template, context, status=status))
+
+
 @require_http_methods(["GET", "POST"])
 def signup_confirm(request: HttpRequest, token: str) -> HttpResponse:
     try:
         pending = signup_for_token(token)
     except SignupLinkExpired:
-        return _private(render(request, "intake/bad_link.html", {"expired": True}, status=410))
+        return _refused(request, "expired", status=410, expired=True)
     except SignupLinkInvalid:
-        return _private(render(request, "intake/bad_link.html", {}, status=400))
+        return _refused(request, "bad signature")
     if pending.status == SignupRequest.Status.CONFIRMED:
         return _private(render(request, "intake/confirmed.html", {"signup": pending, "again": True}))
     if pending.status != SignupRequest.Status.SENT:
-        return _private(render(request, "intake/bad_link.html", {}, status=400))
+        return _refused(request, f"request {pending.status}")
     if request.method == "GET":
         # Mail scanners follow links: a GET only shows what the button will confirm.
         return _private(render(request, "intake/confirm.html", {"signup": pending, "form": ConfirmForm()}))
     try:
         confirmed = signups.signup_confirm(signup=pending, request_meta=RequestMeta.from_request(request))
     except SignupLinkExpired:
-        return _private(render(request, "intake/bad_link.html", {"expired": True}, status=410))
+        return _refused(request, "expired", status=410, expired=True)
     except SignupLinkInvalid:
-        return _private(render(request, "intake/bad_link.html", {}, status=400))
+        return _refused(request, "address blocked")
     except ValidationError as refused:
-        return _private(
-            render(request, "intake/confirm.html", {"signup": pending, "error": refused.messages[0]}, status=400)
+        errors = (
+            [e for field in refused.error_dict.values() for e in field]
+            if hasattr(refused, "error_dict")
+            else refused.error_list
         )
+        codes = ",".join(sorted({error.code or "invalid" for error in errors}))
+        return _refused(request, f"refused: {codes}", signup=pending, error=refused.messages[0])
     return _private(render(request, "intake/confirmed.html", {"signup": confirmed}))

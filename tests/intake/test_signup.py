@@ -14,8 +14,9 @@ from django.utils import timezone
 
 from consents.models import Consent, ConsentEvent, Source
 from consents.services import RequestMeta, consent_grant
-from customers.models import Customer, Product, ProductRegistration
+from customers.models import Customer, Product, ProductRegistration, email_hashes
 from intake.models import SignupRequest
+from marketing.models import Suppression
 from tests.consents.conftest import eager_celery  # noqa: F401 (fixture)
 from tests.consents.people import ensure_purposes
 from tests.factories import CustomerFactory, RegistrationFactory
@@ -241,3 +242,17 @@ def test_a_licence_key_registered_to_another_customer_is_refused_revealing_nothi
     assert page.status_code == 400 and "cannot be registered" in text
     assert "owner@example.com" not in text
     assert not SignupRequest.objects.exists() and not mail.outbox
+
+
+def test_a_refused_confirmation_names_its_reason_in_the_log_but_not_the_address(client, submit, caplog):
+    submit(email="nina@example.com", purpose_newsletter="on")
+    link = path_of(confirm_link(mail.outbox[0]))
+    Suppression.objects.create(address_hash=email_hashes("nina@example.com")[0], reason="complaint")
+
+    with caplog.at_level("WARNING", logger="intake.views"):
+        refused = client.post(link)
+
+    assert refused.status_code == 400 and "does not work" in refused.content.decode()
+    assert "Sign-up confirmation refused (address blocked, POST)" in caplog.text
+    assert "nina" not in caplog.text
+    assert not ConsentEvent.objects.exists()
