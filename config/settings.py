@@ -153,6 +153,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+# The preference page's queries as prepared statements of the server (common/prepared.py);
+# false behind a connection pooler in transaction mode.
+DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
 
 # Two roles on PostgreSQL: the one in DATABASE_URL runs the site, worker and beat and owns no
 # table (an owner can disable the ledger's triggers); the one in MIGRATION_DATABASE_URL owns

@@ -72,13 +72,18 @@ _PURPOSES_WITH_CONSENT = PreparedQuery(
 )
 
 
-def consent_states(*, customer: Customer, with_events: bool = False) -> list[PurposeState]:
+def consent_states(
+    *, customer: Customer, with_events: bool = False, purposes: list[Purpose] | None = None
+) -> list[PurposeState]:
     """
     Every purpose, in display order, with the customer's current state: one query whatever the
     number of purposes. with_events=True also loads each deciding event with its policy version
-    and staff user (the proof staff and receipts show): one query more.
+    and staff user (the proof staff and receipts show): one query more. `purposes`: the rows of
+    _PURPOSES_WITH_CONSENT for this customer, when a caller read them already (the preference
+    page reads them with the customer, in one statement).
     """
-    purposes = _PURPOSES_WITH_CONSENT.fetch(customer.pk)
+    if purposes is None:
+        purposes = _PURPOSES_WITH_CONSENT.fetch(customer.pk)
     states = []
     current = [_current_consent(purpose) for purpose in purposes]
     for purpose, (granted, since, _) in zip(purposes, current, strict=True):

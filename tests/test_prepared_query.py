@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
-from django.db.models import F
+from django.db.models import F, Value
 
 from common.prepared import PreparedQuery
 from customers.models import Customer
@@ -121,3 +121,128 @@ def test_django_is_pinned_to_the_version_these_tests_ran_on():
 
     pins = [line.strip() for line in (pathlib.Path(__file__).parents[1] / "requirements.txt").read_text().splitlines()]
     assert f"Django=={django.__version__}" in pins
+
+
+# PostgreSQL: a prepared statement of the server, made once per connection.
+
+postgres_only = pytest.mark.postgres
+
+
+def sent(queries):
+    return [query["sql"].split(" ", 1)[0] for query in queries.captured_queries]
+
+
+@postgres_only
+def test_on_postgresql_the_query_is_prepared_once_per_connection_and_then_executed():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    ada = CustomerFactory()
+    # A query no other test made (the same SQL is the same statement on a connection).
+    tag = str(uuid.uuid4())
+    query = PreparedQuery(
+        lambda public_id: by_public_id(public_id).annotate(tag=Value(tag)),
+        field=PUBLIC_ID,
+        samples=(uuid.UUID(int=1), uuid.UUID(int=2)),
+    )
+    with CaptureQueriesContext(connection) as first:
+        assert query.fetch(ada.public_id)[0].shout == ada.email
+    with CaptureQueriesContext(connection) as second:
+        assert query.fetch(ada.public_id)[0].tag == tag
+    assert sent(first) == ["PREPARE", "EXECUTE"]
+    assert sent(second) == ["EXECUTE"]
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_new_connection_prepares_the_statement_again():
+    from django.db import connection
+
+    ada = CustomerFactory()
+    query = PreparedQuery(by_public_id, field=PUBLIC_ID, samples=(uuid.UUID(int=1), uuid.UUID(int=2)))
+    assert query.fetch(ada.public_id)[0].pk == ada.pk
+    connection.close()  # as after a lost connection or CONN_MAX_AGE
+    assert query.fetch(ada.public_id)[0].pk == ada.pk
+
+
+@postgres_only
+def test_a_percent_sign_in_the_fixed_sql_survives_preparing():
+    # `contains` against a column writes LIKE '%%' || ... into the SQL text itself.
+    ada = CustomerFactory(email="ada.lovelace@example.com", first_name="lovelace")
+    grace = CustomerFactory(email="grace@example.com", first_name="hopper")
+    query = PreparedQuery(
+        lambda public_id: Customer.objects.filter(public_id=public_id, email__contains=F("first_name")),
+        field=PUBLIC_ID,
+        samples=(uuid.UUID(int=1), uuid.UUID(int=2)),
+    )
+    assert [c.pk for c in query.fetch(ada.public_id)] == [ada.pk]
+    assert query.fetch(grace.public_id) == []
+
+
+def test_with_prepared_statements_off_the_query_is_sent_as_sql(settings):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    settings.DATABASE_PREPARED_STATEMENTS = False  # behind PgBouncer in transaction mode
+    ada = CustomerFactory()
+    query = PreparedQuery(by_public_id, field=PUBLIC_ID, samples=(uuid.UUID(int=1), uuid.UUID(int=2)))
+    with CaptureQueriesContext(connection) as queries:
+        assert query.fetch(ada.public_id)[0].pk == ada.pk
+    assert sent(queries) == ["SELECT"]
+
+
+# The preference page's one statement: the customer and every purpose with their consent.
+
+
+def test_the_customer_and_their_purposes_come_in_one_statement_as_the_orm_gives_them(django_assert_num_queries):
+    from django.db import connection
+
+    from consents.selectors import _purposes_with_consent
+    from consents.views import _PAGE_CUSTOMER_AND_PURPOSES, _page_customer_query
+    from tests.consents.people import customer_with_choices, ensure_purposes
+
+    ensure_purposes()
+    ada = customer_with_choices("ada@example.com", granted=["newsletter"], withdrawn=["promotions"])
+    grace = CustomerFactory(email="grace@example.com")  # never asked anything
+
+    def rows(purposes):
+        return [(p.pk, p.code, p.current_granted, p.current_since, p.current_event_id) for p in purposes]
+
+    _PAGE_CUSTOMER_AND_PURPOSES.fetch(ada.public_id)  # prepares the statement on this connection
+    for customer in (ada, grace):
+        with django_assert_num_queries(1 if connection.vendor == "postgresql" else 2):
+            found, purposes = _PAGE_CUSTOMER_AND_PURPOSES.fetch(customer.public_id)
+        [orm] = _page_customer_query(customer.public_id)
+        assert (found.pk, found.email, found.policy_version, found.phone) == (orm.pk, orm.email, "1.0", orm.phone)
+        assert rows(purposes) == rows(_purposes_with_consent(customer.pk))
+    assert [p.current_granted for p in _PAGE_CUSTOMER_AND_PURPOSES.fetch(ada.public_id)[1]][:3] == [True, False, None]
+    assert _PAGE_CUSTOMER_AND_PURPOSES.fetch(uuid.uuid4()) is None
+
+
+def test_with_no_purposes_the_customer_still_comes_with_none(settings):
+    from consents.models import DisclosurePurpose, Purpose
+    from consents.views import _PAGE_CUSTOMER_AND_PURPOSES
+
+    DisclosurePurpose.objects.update(consent_purpose=None)
+    Purpose.objects.all().delete()
+    ada = CustomerFactory()
+    for prepared in (True, False):
+        settings.DATABASE_PREPARED_STATEMENTS = prepared
+        found, purposes = _PAGE_CUSTOMER_AND_PURPOSES.fetch(ada.public_id)
+        assert (found.pk, purposes) == (ada.pk, [])
+
+
+def test_with_prepared_statements_off_the_joined_statement_is_sent_as_sql(settings):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from consents.views import _PAGE_CUSTOMER_AND_PURPOSES
+    from tests.consents.people import customer_with_choices, ensure_purposes
+
+    settings.DATABASE_PREPARED_STATEMENTS = False
+    ensure_purposes()
+    ada = customer_with_choices("ada@example.com", granted=["newsletter"], withdrawn=[])
+    with CaptureQueriesContext(connection) as queries:
+        found, purposes = _PAGE_CUSTOMER_AND_PURPOSES.fetch(ada.public_id)
+    assert found.pk == ada.pk and [p.code for p in purposes if p.current_granted] == ["newsletter"]
+    assert all(verb == "SELECT" for verb in sent(queries))

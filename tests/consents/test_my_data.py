@@ -4,6 +4,7 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from django.db import connection
 
 from consents.models import DataCategory, Disclosure, LegalBasis, Source
 from consents.services import RequestMeta, consent_set
@@ -109,15 +110,21 @@ def test_the_main_page_shows_the_details_read_only_with_a_link_to_correct_them(c
     assert 'name="country"' not in html and 'name="last_name"' not in html
 
 
-def test_the_main_page_reads_the_customer_and_their_choices_in_two_queries(client, ada, django_assert_num_queries):
+def page_queries() -> int:
+    """The customer and their choices: one statement on PostgreSQL (a LATERAL join), two elsewhere."""
+    return 1 if connection.vendor == "postgresql" else 2
+
+
+def test_the_main_page_reads_the_customer_and_their_choices_in_one_statement(client, ada, django_assert_num_queries):
     client.get(page_url(ada))  # warm caches, as a running server would be
-    with django_assert_num_queries(2):
+    with django_assert_num_queries(page_queries()):
         assert client.get(page_url(ada)).status_code == 200
 
 
 def test_an_open_erasure_request_costs_the_page_one_more_query(client, ada, django_assert_num_queries):
     client.post(secure_url(ada, SensitiveAction.ERASE))
-    with django_assert_num_queries(3):
+    client.get(page_url(ada))
+    with django_assert_num_queries(page_queries() + 1):
         page = client.get(page_url(ada)).content.decode()
     request = PrivacyRequest.objects.get(customer=ada)
     assert f"on {request.received_at.day} {request.received_at:%B %Y}" in page

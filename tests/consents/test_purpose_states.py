@@ -20,7 +20,15 @@ def ada(purposes):
 
 
 def purpose_reads(queries) -> int:
-    return sum('FROM "consents_purpose"' in query["sql"] for query in queries)
+    """
+    Queries that read the purposes: as SQL, or (PostgreSQL) as a prepared statement's EXECUTE,
+    alone or with the preference page's customer (common/prepared.py names the statements).
+    """
+    return sum(
+        query["sql"].startswith(("EXECUTE cd_consents_purpose_", "EXECUTE cd_customers_customer_rows_"))
+        or ('FROM "consents_purpose"' in query["sql"] and not query["sql"].startswith("PREPARE "))
+        for query in queries
+    )
 
 
 def test_every_purpose_is_listed_in_display_order_with_the_customers_state_and_since_when(ada, purposes):
