@@ -103,16 +103,9 @@ class PreparedQuery(Generic[M]):
         compiled = self.compiled(alias)
         connection = connections[alias]
         prepped = self.field.get_db_prep_value(value, connection, prepared=False)
-        statement = compiled.statement if settings.DATABASE_PREPARED_STATEMENTS else None
-        if statement is not None:
-            _prepare_on(connection, statement)
-            sql, params = f"EXECUTE {statement.name}(%s)", [prepped]
-        else:
-            sql, params = compiled.sql, list(compiled.params)
-            params[compiled.slot] = prepped
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            rows = cursor.fetchall()
+        params = list(compiled.params)
+        params[compiled.slot] = prepped
+        rows = _run(connection, compiled.statement, prepped, sql=compiled.sql, params=params)
         return [self.instance(compiled, row, alias) for row in rows]
 
     def instance(self, compiled: _Compiled, fetched: tuple | list, alias: str, offset: int = 0) -> M:
@@ -185,6 +178,16 @@ class _Compiled:
 _PREPARED: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
 
 
+def _run(connection: Any, statement: _Statement | None, value: Any, *, sql: str, params: list[Any]) -> list[tuple]:
+    """The rows of the prepared statement for `value` when there is one and preparing is on, else of `sql`."""
+    if statement is not None and settings.DATABASE_PREPARED_STATEMENTS:
+        _prepare_on(connection, statement)
+        sql, params = f"EXECUTE {statement.name}(%s)", [value]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
 def _prepare_on(connection: Any, statement: _Statement) -> None:
     connection.ensure_connection()
     done = _PREPARED.setdefault(connection.connection, set())
@@ -219,6 +222,8 @@ class PreparedWithRows(Generic[M, R]):
                 outer = _with_slot(
                     first.sql, first.params, first.slot, "$1" if literals else "%s", connection, literals=literals
                 )
+                # The rows keep their query's ORDER BY: numbered as the subquery gives them, and
+                # the join sorted by that number.
                 return (
                     f"SELECT first_row.*, joined_rows.* FROM ({outer}) first_row LEFT JOIN LATERAL "
                     f"(SELECT inner_rows.*, row_number() OVER () AS row_order FROM ({inner}) inner_rows) joined_rows "
@@ -241,14 +246,7 @@ class PreparedWithRows(Generic[M, R]):
         joined = self._join(alias)
         first, rows = self.first.compiled(alias), self.rows.compiled(alias)
         prepped = self.first.field.get_db_prep_value(value, connection, prepared=False)
-        if settings.DATABASE_PREPARED_STATEMENTS:
-            _prepare_on(connection, joined.statement)
-            sql, params = f"EXECUTE {joined.statement.name}(%s)", [prepped]
-        else:
-            sql, params = joined.sql, self._params(first, rows, prepped)
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            fetched = cursor.fetchall()
+        fetched = _run(connection, joined.statement, prepped, sql=joined.sql, params=self._params(first, rows, prepped))
         if not fetched:
             return None
         found = self.first.instance(first, fetched[0], alias)
